@@ -1,0 +1,3 @@
+from hostbackup.cli.main import main
+
+main()

@@ -1,0 +1,21 @@
+"""The jobs a worker can run, by task kind. Adding a kind (restore) means adding it here."""
+
+from __future__ import annotations
+
+from hostbackup.backup.runner import BackupJob
+from hostbackup.tasks.worker import Job
+from hostbackup.xmlapi.context import Services
+
+
+def jobs_for(services: Services) -> dict[str, Job]:
+    return {"backup": BackupJob(services)}
+
+
+def discard(services: Services, task: object) -> None:
+    """Clean up after a task whose worker died (called by the supervisor)."""
+    from hostbackup.db.tables import Task
+
+    assert isinstance(task, Task)
+    job = jobs_for(services).get(task.kind)
+    if job is not None:
+        job.discard(task)

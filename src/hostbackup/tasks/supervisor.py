@@ -1,0 +1,73 @@
+"""Worker processes supervised by the server: a crashing backup never takes the API down.
+
+The supervisor keeps `max-backup-processes` children of `hostbackup worker` alive. When a
+child dies abnormally, the task it held is failed at once (no need to wait for the lease to
+run out) and its partial output removed; then a new child takes its place.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from hostbackup import server_settings
+from hostbackup.db.engine import Database
+from hostbackup.tasks import queue
+from hostbackup.tasks.worker import worker_name
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(self, db: Database, home: Path, discard: Callable[..., None], check_seconds: float = 0.5):
+        self.db = db
+        self.home = home
+        self.discard = discard
+        self.check_seconds = check_seconds
+        self.children: list[subprocess.Popen[bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="worker-supervisor")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for child in self.children:
+            child.terminate()
+        for child in self.children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    def _spawn(self) -> None:
+        command = [sys.executable, "-m", "hostbackup", "--home", str(self.home), "worker"]
+        self.children.append(subprocess.Popen(command))
+
+    def _wanted(self) -> int:
+        with self.db.session() as session:
+            return server_settings.load(session).processes
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._check()
+            except Exception:
+                log.exception("supervisor check failed")
+            self._stop.wait(self.check_seconds)
+
+    def _check(self) -> None:
+        for child in [child for child in self.children if child.poll() is not None]:
+            self.children.remove(child)
+            log.warning("worker process %s exited with %s", child.pid, child.returncode)
+            reason = f"The worker process running the task died (exit status {child.returncode})."
+            for task in queue.fail_abandoned(self.db, workers=[worker_name(child.pid)], reason=reason):
+                self.discard(task)
+        while len(self.children) < self._wanted():
+            self._spawn()

@@ -1,0 +1,149 @@
+"""Operator `backup-manager` (spec §4): start backups, report tasks, list what they produced.
+
+A backup operation only validates and queues: the answer carries the task id at once and a
+worker does the work. Checks run in the spec's order: selector (1019, 1013) → rights (1006) →
+values (1019) → protocol (1017) → remote configuration (1031) → execute.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from hostbackup.accounts.users import has_backup_right
+from hostbackup.backup.catalog import Catalog
+from hostbackup.db.tables import Task, User, Webspace
+from hostbackup.errors import InvalidValue, NotConfigured, NotSupported, PermissionDenied
+from hostbackup.storage.layout import Owner, owner_dir
+from hostbackup.tasks import queue
+from hostbackup.tasks.task import TargetKind, TaskRequest, TaskState
+from hostbackup.xmlapi.context import Context, Element, operation
+from hostbackup.xmlapi.results import E, child_text, ok
+from hostbackup.xmlapi.selectors import Target, find_task, owner_element, resolve, selector_of
+
+OPERATOR = "backup-manager"
+LEVELS = {
+    "backup-server": TargetKind.SERVER,
+    "backup-reseller": TargetKind.RESELLER,
+    "backup-customer": TargetKind.CUSTOMER,
+    "backup-webspace": TargetKind.WEBSPACE,
+}
+
+
+def _backup_target(ctx: Context, request: Element, level: TargetKind) -> Target:
+    if level is TargetKind.SERVER:
+        if not ctx.caller.is_admin:
+            raise PermissionDenied()
+        return Target(Owner(TargetKind.SERVER, None, ""), None)
+    selector = selector_of(request)
+    assert selector is not None  # the schema requires it
+    return resolve(ctx, selector)
+
+
+def _rights_holder(ctx: Context, target: Target) -> User | None:
+    if isinstance(target.record, Webspace):
+        return ctx.session.get(User, target.record.owner_id)
+    return target.account
+
+
+def _destination(request: Element) -> str:
+    """`local`, or the remote protocol (only `ftp`; spec §2.5 → 1017 otherwise)."""
+    if request.find("local") is not None:
+        return "local"
+    protocol = (child_text(request, "remote") or "").lower()
+    if protocol != "ftp":
+        raise NotSupported(f"Protocol '{child_text(request, 'remote')}' is not supported.")
+    return "ftp"
+
+
+def start_backup(ctx: Context, request: Element) -> list[Element]:
+    level = LEVELS[str(request.tag)]
+    target = _backup_target(ctx, request, level)
+    holder = _rights_holder(ctx, target)
+    remote = request.find("local") is None
+    right = "allow_ftp_backups" if remote else "allow_local_backups"
+    if holder is not None and not has_backup_right(ctx.session, holder, right):
+        raise PermissionDenied()
+    split_text = child_text(request, "split-size") or "0"
+    if int(split_text) < 0:
+        raise InvalidValue("split-size", split_text)
+    protocol = _destination(request)
+    if protocol == "ftp":
+        raise NotConfigured("Remote storage is not configured.")
+    options = {
+        "split_size": int(split_text),
+        "only_hosting": request.find("only-hosting") is not None,
+        "only_mail": request.find("only-mail") is not None,
+        "only_configuration": request.find("only-configuration") is not None,
+    }
+    task = queue.enqueue(
+        ctx.session,
+        TaskRequest(
+            target_kind=target.owner.kind,
+            target_id=target.owner.id,
+            target_name=target.owner.name,
+            requested_by=ctx.caller.id,
+            protocol=protocol,
+            prefix=child_text(request, "prefix") or "",
+            description=child_text(request, "description") or "",
+            options=options,
+        ),
+    )
+    return [ok(E("task-id", task.id))]
+
+
+for _name in LEVELS:
+    operation(OPERATOR, _name)(start_backup)
+
+
+def task_element(task: Task) -> Element:
+    state = TaskState(task.state)
+    owner = Owner(TargetKind(task.target_kind), task.target_id, task.target_name)
+    return E(
+        "task",
+        None,
+        owner_element(owner),
+        E("id", task.id),
+        E("status", state.plesk_status),
+        E("started", int(task.created)),
+        E("prefix", task.prefix),
+        E("filename", task.filename if state is TaskState.FINISHED else ""),
+        E("protocol", task.protocol),
+    )
+
+
+@operation(OPERATOR, "get-tasks-info")
+def get_tasks_info(ctx: Context, request: Element) -> list[Element]:
+    task_id = request.find("task-id")
+    if task_id is not None:
+        return [ok(task_element(find_task(ctx, task_id)))]
+    owner = resolve(ctx, selector_of(request)).owner
+    query = select(Task).where(Task.kind == "backup", Task.target_kind == owner.kind.value)
+    query = query.where(Task.target_id == owner.id) if owner.id is not None else query.where(Task.target_id.is_(None))
+    return [ok(*(task_element(task) for task in ctx.session.scalars(query.order_by(Task.id))))]
+
+
+def catalog_of(ctx: Context, owner: Owner) -> Catalog:
+    return Catalog(owner_dir(ctx.settings.dumps_root, owner))
+
+
+@operation(OPERATOR, "get-local-backup-list")
+def get_local_backup_list(ctx: Context, request: Element) -> list[Element]:
+    catalog = catalog_of(ctx, resolve(ctx, selector_of(request)).owner)
+    backups = []
+    for meta in catalog.backups():
+        files = (
+            E("file", None, E("name", volume.name), E("creation-date", meta.created),
+              E("description", meta.description), E("size", volume.size))
+            for volume in meta.volumes
+        )  # fmt: skip
+        backups.append(E("backup", None, *files))
+    for foreign in catalog.foreign_files():
+        file = E("file", None, E("name", foreign.name), E("creation-date", foreign.created), E("description"),
+                 E("size", foreign.size), E("not-backup"))  # fmt: skip
+        backups.append(E("backup", None, file))
+    return [ok(*backups)]
+
+
+@operation(OPERATOR, "get-supported-protocols")
+def get_supported_protocols(ctx: Context, request: Element) -> list[Element]:
+    return [ok(E("protocol", "ftp"))]
