@@ -171,3 +171,96 @@ def postgres_server() -> Iterator[str]:
 def plesk_output_schema() -> etree.XMLSchema:
     """Plesk's own schema for backup-manager answers (shared/plesk-xsd, never copied here)."""
     return etree.XMLSchema(etree.parse(str(PLESK_XSD / "backup_packet_output.xsd")))
+
+
+# --- backup helpers ---------------------------------------------------------------------------
+
+_PLESK_SCHEMA: etree.XMLSchema | None = None
+
+
+def assert_plesk_valid(root: etree._Element) -> None:
+    """Answers holding only backup-manager (or a system error) must satisfy Plesk's own schema."""
+    global _PLESK_SCHEMA
+    if _PLESK_SCHEMA is None:
+        _PLESK_SCHEMA = plesk_output_schema()
+    if all(child.tag in ("backup-manager", "system") for child in root) and not _PLESK_SCHEMA.validate(root):
+        raise AssertionError(f"{_PLESK_SCHEMA.error_log}\n{etree.tostring(root).decode()}")
+
+
+def bm(server: Server, operations: str, **kwargs: object) -> etree._Element:
+    """Send `<backup-manager>operations</backup-manager>`, validate the answer, return its operations."""
+    root = server.call(f"<packet><backup-manager>{operations}</backup-manager></packet>", **kwargs)  # type: ignore[arg-type]
+    assert_plesk_valid(root)
+    operator = root.find("backup-manager")
+    assert operator is not None, etree.tostring(root).decode()
+    return operator
+
+
+def result_of(operator: etree._Element, index: int = 0) -> etree._Element:
+    result = operator[index].find("result")
+    assert result is not None
+    return result
+
+
+def start_backup(server: Server, body: str, **kwargs: object) -> int:
+    result = result_of(bm(server, body, **kwargs))
+    assert result.findtext("status") == "ok", etree.tostring(result).decode()
+    return int(result.findtext("task-id") or 0)
+
+
+def wait_for_task(server: Server, task_id: int, timeout: float = 300, **kwargs: object) -> etree._Element:
+    """Poll get-tasks-info until the task leaves `working`; returns its `<task>`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = result_of(bm(server, f"<get-tasks-info><task-id>{task_id}</task-id></get-tasks-info>", **kwargs))
+        record = task.find("task")
+        assert record is not None, etree.tostring(task).decode()
+        if record.findtext("status") != "working" or time.monotonic() > deadline:
+            return record
+        time.sleep(0.1)
+
+
+def progress_of(server: Server, task_id: int) -> etree._Element:
+    root = server.call(
+        f"<packet><x-backup-manager><get-task-progress><task-id>{task_id}</task-id></get-task-progress>"
+        "</x-backup-manager></packet>"
+    )
+    progress = root.find("x-backup-manager/get-task-progress/result/progress")
+    assert progress is not None, etree.tostring(root).decode()
+    return progress
+
+
+@dataclass
+class Seeded:
+    customer_id: int
+    login: str
+    webspaces: dict[str, int]
+    vhosts: Path
+    mail: Path
+
+
+def seed_customer(
+    server: Server, login: str, webspaces: tuple[str, ...], mailboxes: tuple[str, ...] = (), owner_id: int = 1
+) -> Seeded:
+    """Create a customer with webspaces and mailboxes through the accounts layer of the server's home."""
+    from hostbackup.accounts.users import Role, create_user
+    from hostbackup.accounts.webspaces import create_mailbox, create_webspace
+    from hostbackup.config import Settings
+    from hostbackup.db.engine import Database
+
+    settings = Settings.load(server.home)
+    db = Database(settings.effective_database_url)
+    try:
+        with db.session() as session:
+            customer = create_user(
+                session, role=Role.CUSTOMER, login=login, password="Customer-Pass-1", owner_id=owner_id
+            )
+            ids = {}
+            for name in webspaces:
+                webspace = create_webspace(session, settings.vhosts_root, name=name, owner=customer)
+                ids[name] = webspace.id
+                for mailbox in mailboxes:
+                    create_mailbox(session, settings.mail_root, webspace, name=mailbox)
+            return Seeded(customer.id, login, ids, settings.vhosts_root, settings.mail_root)
+    finally:
+        db.dispose()

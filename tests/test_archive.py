@@ -17,7 +17,7 @@ import stat
 import subprocess
 import tarfile
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,6 @@ pytestmark = pytest.mark.skipif(
 LONG_NAME = b"n" * 150 + b".txt"
 LONG_PATH = b"long/" + b"d" * 100 + b"/" + b"e" * 100 + b"/" + b"f" * 95 + b".txt"
 LONG_BINARY_PATH = b"bin\xff/" + b"g" * 120 + b"\xfe.txt"
-RACE_NAMES = {b"fifo", b"socket"}
 
 
 def _write(root: Path, rel: bytes, data: bytes, mode: int = 0o644, mtime: int = 1_600_000_000) -> None:
@@ -112,7 +111,7 @@ def build_tree(root: Path) -> None:
 
 
 def snapshot(root: Path) -> dict[bytes, tuple[object, ...]]:
-    """Relative path → (kind, mode, mtime, content or link target), without special files."""
+    """Relative path → (kind, mode, mtime, content digest or link target); special files left out."""
     result: dict[bytes, tuple[object, ...]] = {}
     base = os.fsencode(root)
     for dirpath, dirnames, filenames in os.walk(base):
@@ -148,8 +147,7 @@ def extract_volumes(volumes: list[Path], out: Path) -> None:
 
 
 def assert_restored(source: Path, restored: Path) -> None:
-    expected = {rel: info for rel, info in snapshot(source).items() if rel not in RACE_NAMES}
-    assert snapshot(restored) == expected
+    assert snapshot(restored) == snapshot(source)
     root_st, restored_st = os.stat(source), os.stat(restored)
     assert stat.S_IMODE(restored_st.st_mode) == stat.S_IMODE(root_st.st_mode)
     assert int(restored_st.st_mtime) == int(root_st.st_mtime)
@@ -161,7 +159,7 @@ def assert_checksums_pass(out: Path) -> None:
 
 
 def write_backup(
-    directory: Path, source: Path, split: int | None, **options: object
+    directory: Path, source: Path, split: int | None, *, compress: bool = True
 ) -> tuple[list[Volume], ArchiveWriter, list[Volume]]:
     announced: list[Volume] = []
 
@@ -171,7 +169,7 @@ def write_backup(
         announced.append(volume)
 
     with VolumeWriter(directory, "backup.tar.zst", split, on_volume_complete=on_complete) as sink:
-        writer = ArchiveWriter(sink, **options)  # type: ignore[arg-type]
+        writer = ArchiveWriter(sink, compress=compress)
         writer.add_bytes("info/description.txt", b"nightly\n", mtime=1_700_000_000)
         writer.add_tree(source, PREFIX)
         writer.close()
@@ -290,9 +288,12 @@ def test_members_are_in_bytewise_sorted_preorder(tmp_path: Path) -> None:
 # -- 3. files changing under the writer -----------------------------------------------------------
 
 
+BIG = 12 * MIB + 100  # not a multiple of the read buffer: growth is seen by the last read
+
+
 def _race_tree(tmp_path: Path) -> Path:
     root = tmp_path / "src"
-    _write(root, b"a_big.bin", os.urandom(12 * MIB))
+    _write(root, b"a_big.bin", os.urandom(BIG))
     _write(root, b"b_vanishes.txt", b"gone soon\n")
     _write(root, b"c_swapped.txt", b"will become a symlink\n")
     _write(root, b"d_swapped_dir/inside.txt", b"inside\n")
@@ -300,11 +301,13 @@ def _race_tree(tmp_path: Path) -> Path:
     return root
 
 
-def _archive_with_progress(tmp_path: Path, root: Path, on_progress: object) -> tuple[ArchiveWriter, Path]:
+def _archive_with_progress(
+    tmp_path: Path, root: Path, on_progress: Callable[[int], None]
+) -> tuple[ArchiveWriter, Path]:
     backups = tmp_path / "dumps"
     backups.mkdir()
     with VolumeWriter(backups, "race.tar.zst") as sink:
-        writer = ArchiveWriter(sink, progress=on_progress)  # type: ignore[arg-type]
+        writer = ArchiveWriter(sink, progress=on_progress)
         writer.add_tree(root, "files")
         writer.close()
         sink.finish()
@@ -336,13 +339,13 @@ def test_shrink_vanish_and_swaps_become_warnings(tmp_path: Path) -> None:
 
     assert calls and calls[0] >= PROGRESS_INTERVAL
     assert writer.warnings == [
-        f"file changed while being read: files/a_big.bin (shrank by {3 * MIB} bytes, padded with zeros)",
+        f"file changed while being read: files/a_big.bin (shrank by {BIG - 9 * MIB} bytes, padded with zeros)",
         "vanished: files/b_vanishes.txt",
         "changed type while being read, skipped: files/c_swapped.txt",
         "changed type while being read, skipped: files/d_swapped_dir/",
     ]
     restored = (out / "files/a_big.bin").read_bytes()
-    assert restored == original[: 9 * MIB] + bytes(3 * MIB)
+    assert restored == original[: 9 * MIB] + bytes(BIG - 9 * MIB)
     assert not (out / "files/b_vanishes.txt").exists()
     assert not (out / "files/c_swapped.txt").exists()
     assert not (out / "files/d_swapped_dir").exists()
@@ -387,7 +390,7 @@ def test_sink_errors_propagate_instead_of_becoming_warnings(source: Path) -> Non
     with pytest.raises(OSError, match="No space left"):
         writer.add_tree(source, PREFIX)
         writer.close()
-    assert writer.warnings == [] or all("skipped" in w for w in writer.warnings)
+    assert not any(w.startswith("cannot read") for w in writer.warnings)
 
 
 # -- 4. streams of unknown size and bounded memory ------------------------------------------------
@@ -405,7 +408,7 @@ def test_add_stream_round_trips(tmp_path: Path) -> None:
     total = 20 * 1000 * 1000 + 7
     with VolumeWriter(backups, "db.tar.zst", 1 * MIB) as sink:
         writer = ArchiveWriter(sink, spool_dir=tmp_path)
-        writer.add_stream(f"{PREFIX}/../databases/shop.sql".replace("files/../", ""), _chunks(total))
+        writer.add_stream("domains/example.com/databases/shop.sql", _chunks(total))
         writer.add_stream("empty.sql", iter(()), mode=0o640, mtime=1_234_567_890.9)
         writer.close()
         volumes = sink.finish()
@@ -443,11 +446,11 @@ def test_memory_stays_bounded_for_large_files_and_streams(tmp_path: Path) -> Non
         writer = ArchiveWriter(CountingSink(), spool_dir=tmp_path)
         writer.add_tree(big.parent, "files")
         writer.add_stream("dump.sql", _chunks(64 * MIB, MIB))
+        assert writer.bytes_in == 264 * MIB
         writer.close()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert writer.bytes_in == 264 * MIB
     assert peak < 32 * MIB, f"peak traced memory {peak / MIB:.1f} MiB"
 
 
@@ -527,25 +530,24 @@ def test_small_values_need_no_pax_header() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "pax"),
+    ("name", "pax", "binary"),
     [
-        (b"x/" * 60 + b"file", False),  # 124 bytes: fits prefix + name
-        (b"p" * 155 + b"/" + b"n" * 100, False),  # the largest ustar split
-        (b"p" * 156 + b"/" + b"n" * 10, True),  # prefix too long
-        (b"d/" + b"n" * 101, True),  # last component too long
-        (b"dir/" * 30, False),  # directory: trailing slash kept in the name field
-        ("café.txt".encode(), True),  # UTF-8: pax path
-        (b"caf\xe9.txt", False),  # not UTF-8 and fits: raw in ustar
-        (b"caf\xe9/" * 60, True),  # not UTF-8 and too long: hdrcharset=BINARY
+        (b"x/" * 60 + b"file", False, False),  # 124 bytes: fits prefix + name
+        (b"p" * 155 + b"/" + b"n" * 100, False, False),  # the largest ustar split
+        (b"p" * 156 + b"/" + b"n" * 10, True, False),  # prefix too long
+        (b"d/" + b"n" * 101, True, False),  # last component too long
+        (b"dir/" * 30, False, False),  # directory: trailing slash kept in the name field
+        ("café.txt".encode(), True, False),  # UTF-8: pax path
+        (b"caf\xe9.txt", False, False),  # not UTF-8 but fits: raw bytes in ustar
+        (b"caf\xe9/" * 60, True, True),  # not UTF-8 and too long: hdrcharset=BINARY
     ],
 )
-def test_names_round_trip_through_tarfile(name: bytes, pax: bool) -> None:
+def test_names_round_trip_through_tarfile(name: bytes, pax: bool, binary: bool) -> None:
     typeflag = b"5" if name.endswith(b"/") else b"0"
     header = encode_header(name, typeflag, mode=0o600, uid=0, gid=0, size=0, mtime=1)
     assert (header[156:157] == b"x") is pax
+    assert (b" hdrcharset=BINARY\n" in header) is binary
     assert os.fsencode(_parse(header).name) == name.rstrip(b"/")
-    if pax and not name.isascii() and b"\xe9" in name:
-        assert b" hdrcharset=BINARY\n" in header
 
 
 def test_numeric_and_owner_overflows_round_trip() -> None:
@@ -566,9 +568,11 @@ def test_numeric_and_owner_overflows_round_trip() -> None:
     assert (member.linkname, member.uname, member.gname) == ("t" * 150, "u" * 40, "grüppe")
 
 
-@pytest.mark.parametrize("length", [80, 85, 86, 87, 88, 990, 991, 992, 993, 994, 995, 996, 997])
+@pytest.mark.parametrize("length", [*range(88, 96), *range(988, 997)])
 def test_pax_record_lengths_at_digit_boundaries(length: int) -> None:
-    name = b"d/" * (length // 2) + b"f" * (length % 2) + b"\xc3\xa9"
+    """A record counts its own length digits: 98 payload bytes make a 101-byte record."""
+    name = b"d/" * ((length - 2) // 2) + b"f" * (length % 2) + "é".encode()
+    assert len(name) == length
     header = encode_header(name, b"0", mode=0o600, uid=0, gid=0, size=0, mtime=0)
     assert os.fsencode(_parse(header).name) == name
 

@@ -18,6 +18,14 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(value) if value else default
 
 
+def _env_bool(name: str, value: str) -> bool:
+    """`true`/`false` (also `1`/`0`, `yes`/`no`, any case); anything else is a configuration error."""
+    text = value.strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"HOSTBACKUP_{name.upper()} must be true or false, not {value!r}")
+    return text in ("true", "1", "yes")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -33,6 +41,7 @@ class Settings:
     lockout_seconds: int = 900
     zstd_level: int = 3
     lease_seconds: int = 30
+    remove_content_on_delete: bool = False  # webspace deletion also removes its web and mail directories
 
     @classmethod
     def load(cls, home: Path | str | None = None) -> Settings:
@@ -44,6 +53,8 @@ class Settings:
             value = os.environ.get(f"HOSTBACKUP_{item.name.upper()}")
             if value is not None and item.type in ("int", "str"):
                 tunables[item.name] = int(value) if item.type == "int" else value
+            elif value is not None and item.type == "bool":
+                tunables[item.name] = _env_bool(item.name, value)
         return cls(
             home=root,
             vhosts_root=_env_path("HOSTBACKUP_VHOSTS_ROOT", root / "vhosts").resolve(),

@@ -60,3 +60,17 @@ def ip_allowed(record: SecretKey, client_ip: str) -> bool:
     if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped is not None:
         client = client.ipv4_mapped
     return any(ipaddress.ip_address(allowed) == client for allowed in record.ip_addresses)
+
+
+def all_keys(session: Session) -> list[SecretKey]:
+    return list(session.scalars(select(SecretKey).order_by(SecretKey.id)))
+
+
+def key_text(vault: Vault, record: SecretKey) -> str:
+    """The key itself, for `secret_key/get_info` and `delete` answers."""
+    return vault.decrypt(record.key_encrypted)
+
+
+def delete_key(session: Session, record: SecretKey) -> None:
+    session.delete(record)
+    session.flush()

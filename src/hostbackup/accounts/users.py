@@ -197,18 +197,18 @@ def resolve_owner(session: Session, caller: Caller, key: str | None, value: str,
     else is 1006 whether or not it exists, so that the answer reveals nothing.
     """
     if key is None:
-        user = session.get(User, caller.id)
-        if user is None or Role(user.kind) not in roles:
+        sender = user_by_id(session, caller.id)
+        if Role(sender.kind) not in roles:
             raise PermissionDenied()
-        return user
-    user = session.scalar(select(User).where(user_condition(key, value)))
+        return sender
+    named = session.scalar(select(User).where(user_condition(key, value)))
     if caller.is_admin:
-        if user is None or Role(user.kind) not in roles:
+        if named is None or Role(named.kind) not in roles:
             raise OwnerNotFound()
-        return user
-    if user is None or not _may_own_for(caller, user, roles):
+        return named
+    if named is None or not _may_own_for(caller, named, roles):
         raise PermissionDenied()
-    return user
+    return named
 
 
 def _may_own_for(caller: Caller, user: User, roles: tuple[Role, ...]) -> bool:
@@ -218,12 +218,19 @@ def _may_own_for(caller: Caller, user: User, roles: tuple[Role, ...]) -> bool:
     return own_customer and Role.CUSTOMER in roles
 
 
+def user_by_id(session: Session, user_id: int | None) -> User:
+    """A user known to exist (an owner, a key's user); a dangling reference is `NotFound`."""
+    user = session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        raise NotFound("User")
+    return user
+
+
 def provider_guid(session: Session, owner: User) -> str:
     """GUID of the administrator or reseller that provides an object owned by `owner`."""
     if owner.kind != Role.CUSTOMER.value:
         return owner.guid
-    provider = session.get(User, owner.owner_id) if owner.owner_id is not None else None
-    return provider.guid if provider is not None else ADMIN_GUID
+    return user_by_id(session, owner.owner_id).guid
 
 
 def accounts_below(session: Session, user: User) -> list[User]:

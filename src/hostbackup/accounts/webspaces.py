@@ -2,38 +2,100 @@
 
 Content lives outside the database: web files under `<vhosts root>/<name>/`, mail under
 `<mail root>/<name>/<mailbox>/` as Maildir. Names are validated before they become paths.
+
+Deleting removes the rows at once (the database cascades to mailboxes, keys and the rest) and
+stops the tasks of what was deleted; content directories are removed only when the caller asks
+for it, and only after the transaction commits, so a delete that rolls back never loses files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import logging
 import re
+import shutil
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, delete, event, select
 from sqlalchemy.orm import Session
 
 from hostbackup.accounts.passwords import hash_password
-from hostbackup.accounts.users import Caller, Role, can_see_webspace
+from hostbackup.accounts.users import (
+    Caller,
+    Role,
+    accounts_below,
+    as_int,
+    can_see_webspace,
+    check_password_value,
+    check_text_lengths,
+)
+from hostbackup.config import Settings
 from hostbackup.db.tables import Mailbox, User, Webspace
 from hostbackup.errors import AlreadyExists, InvalidValue, NotFound
+from hostbackup.tasks.queue import stop_tasks_of
+
+log = logging.getLogger(__name__)
 
 HOSTNAME_RE = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 MAILNAME_RE = re.compile(r"[a-z0-9._+-]{1,64}")
+FTP_LOGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 WEB_SUBDIRS = ("httpdocs", "logs", "private")
 MAILDIR_SUBDIRS = ("cur", "new", "tmp")
 
 
 def normalise_name(name: str) -> str:
+    """The canonical, lowercased form of a host name; internationalised names are accepted (IDNA)."""
     name = name.strip().lower().rstrip(".")
-    if not HOSTNAME_RE.fullmatch(name) or ".." in name:
+    try:
+        ascii_form = name.encode("idna").decode("ascii")
+        canonical = ascii_form.encode("ascii").decode("idna")
+    except UnicodeError:
+        raise InvalidValue("name", name) from None
+    if not HOSTNAME_RE.fullmatch(ascii_form) or ".." in ascii_form:
         raise InvalidValue("name", name)
-    return name
+    return canonical
+
+
+def ascii_name(name: str) -> str:
+    """IDNA (punycode) form of a stored webspace name: `ascii-name` of spec §5.4."""
+    return name.encode("idna").decode("ascii")
+
+
+def check_ip_addresses(values: list[str]) -> list[str]:
+    """Up to two addresses, at most one IPv4 and one IPv6, normalised; else 1019."""
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(ipaddress.ip_address(value))
+        except ValueError:
+            raise InvalidValue("ip_address", value) from None
+    if len(parsed) > 2 or len({address.version for address in parsed}) != len(parsed):
+        raise InvalidValue(
+            "ip_address", ", ".join(values), "Invalid value of ip_address: one IPv4 and one IPv6 at most."
+        )
+    return [str(address) for address in parsed]
+
+
+def ftp_account(login: str | None, password: str | None) -> dict[str, object]:
+    """Webspace fields for the `ftp_login` / `ftp_password` hosting properties; invalid → 1019."""
+    fields: dict[str, object] = {}
+    if login is not None:
+        if not FTP_LOGIN_RE.fullmatch(login):
+            raise InvalidValue("ftp_login", login)
+        fields["ftp_login"] = login
+    if password is not None:
+        check_password_value(password, "ftp_password")
+        fields["ftp_password_hash"] = hash_password(password)
+    return fields
 
 
 def create_webspace(session: Session, vhosts_root: Path, *, name: str, owner: User, **fields: object) -> Webspace:
     name = normalise_name(name)
+    check_text_lengths(Webspace, fields)
     if session.scalar(select(Webspace.id).where(Webspace.name == name)) is not None:
         raise AlreadyExists()
     ftp_login = fields.get("ftp_login")
@@ -49,12 +111,32 @@ def create_webspace(session: Session, vhosts_root: Path, *, name: str, owner: Us
 
 
 def find_webspace(session: Session, caller: Caller, *, id: int | None = None, name: str | None = None) -> Webspace:
-    query = select(Webspace)
-    query = query.where(Webspace.id == id) if id is not None else query.where(Webspace.name == (name or "").lower())
-    webspace = session.scalar(query)
-    if webspace is None or not can_see_webspace(session, caller, webspace):
+    """The webspace named by id or name, if the caller may see it; else `NotFound`."""
+    found = find_webspaces(session, caller, "id", str(id)) if id is not None else None
+    if found is None:
+        found = find_webspaces(session, caller, "name", name or "")
+    if not found:
         raise NotFound("Webspace")
-    return webspace
+    return found[0]
+
+
+def _webspace_condition(key: str, value: str) -> ColumnElement[bool]:
+    if key == "id":
+        return Webspace.id == (as_int(value) or 0)
+    if key == "name":
+        try:
+            return Webspace.name == normalise_name(value)
+        except InvalidValue:
+            return Webspace.name == value.strip().lower()
+    if key == "guid":
+        return Webspace.guid == value.lower()
+    return Webspace.external_id == value
+
+
+def find_webspaces(session: Session, caller: Caller, key: str, value: str) -> list[Webspace]:
+    """Visible webspaces whose `key` (`id`, `name`, `guid`, `external-id`) equals `value`, in id order."""
+    query = select(Webspace).where(_webspace_condition(key, value)).order_by(Webspace.id)
+    return [webspace for webspace in session.scalars(query) if can_see_webspace(session, caller, webspace)]
 
 
 def webspaces_of(session: Session, owner_id: int) -> list[Webspace]:
@@ -81,19 +163,100 @@ def create_mailbox(
     existing = select(Mailbox.id).where(Mailbox.webspace_id == webspace.id, Mailbox.name == name)
     if session.scalar(existing) is not None:
         raise AlreadyExists()
-    mailbox = Mailbox(
-        webspace_id=webspace.id,
-        name=name,
-        password_hash=hash_password(password) if password else "",
-        **fields,
-    )
+    fields.setdefault("password_hash", hash_password(password) if password else "")
+    mailbox = Mailbox(webspace_id=webspace.id, name=name, **fields)
     session.add(mailbox)
     session.flush()
-    maildir = mail_root / webspace.name / name
-    for sub in MAILDIR_SUBDIRS:
-        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    if fields.get("mailbox_enabled", True):  # a mail name without mailbox (forwarding only) has no Maildir
+        maildir = mail_root / webspace.name / name
+        for sub in MAILDIR_SUBDIRS:
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
     return mailbox
+
+
+def mailbox_password_hash(value: str, kind: str = "plain") -> str:
+    """What is stored for a mail password: `plain` is hashed (5-255 characters, spec §5.0);
+    `crypt` and `sym` arrive already encoded by the client and are kept as given, tagged."""
+    if kind == "plain":
+        check_password_value(value, "password")
+        return hash_password(value)
+    if not value:
+        raise InvalidValue("password", "")
+    return f"{{{kind}}}{value}"
 
 
 def mailboxes_of(session: Session, webspace_id: int) -> list[Mailbox]:
     return list(session.scalars(select(Mailbox).where(Mailbox.webspace_id == webspace_id).order_by(Mailbox.id)))
+
+
+def find_mailbox(session: Session, webspace: Webspace, name: str) -> Mailbox:
+    query = select(Mailbox).where(Mailbox.webspace_id == webspace.id, Mailbox.name == name.strip().lower())
+    mailbox = session.scalar(query)
+    if mailbox is None:
+        raise NotFound("Mail name")
+    return mailbox
+
+
+@dataclass(frozen=True)
+class ContentRoots:
+    """Where content lives; given to a deletion that should remove the content too."""
+
+    vhosts: Path
+    mail: Path
+
+    def of(self, webspace_name: str) -> list[Path]:
+        return [self.vhosts / webspace_name, self.mail / webspace_name]
+
+
+def content_to_remove(settings: Settings) -> ContentRoots | None:
+    """The content roots when the server removes content with its accounts (a setting), else None."""
+    return ContentRoots(settings.vhosts_root, settings.mail_root) if settings.remove_content_on_delete else None
+
+
+def delete_mailbox(session: Session, mail_root: Path, webspace: Webspace, mailbox: Mailbox) -> None:
+    """Delete a mail name and, once committed, its Maildir."""
+    maildir = mail_root / webspace.name / mailbox.name
+    session.delete(mailbox)
+    session.flush()
+    _remove_after_commit(session, [maildir])
+
+
+def delete_webspaces(session: Session, webspaces: Sequence[Webspace], remove_content: ContentRoots | None) -> None:
+    """Delete webspaces (their mailboxes and the rest cascade) and stop their tasks."""
+    if not webspaces:
+        return
+    ids = [webspace.id for webspace in webspaces]
+    names = [webspace.name for webspace in webspaces]
+    stop_tasks_of(session, "webspace", ids)
+    session.execute(delete(Webspace).where(Webspace.id.in_(ids)))
+    if remove_content is not None:
+        _remove_after_commit(session, [path for name in names for path in remove_content.of(name)])
+
+
+def delete_account(session: Session, user: User, remove_content: ContentRoots | None) -> None:
+    """Delete a reseller or customer with everything below it (spec §5.0) and stop their tasks."""
+    accounts = accounts_below(session, user)
+    delete_webspaces(
+        session, [webspace for account in accounts for webspace in webspaces_of(session, account.id)], remove_content
+    )
+    for role in (Role.RESELLER, Role.CUSTOMER):
+        stop_tasks_of(session, role.value, [account.id for account in accounts if account.kind == role.value])
+    session.execute(delete(User).where(User.id.in_([account.id for account in accounts])))
+
+
+def _remove_after_commit(session: Session, paths: list[Path]) -> None:
+    def remove(_session: Session) -> None:
+        for path in paths:
+            _remove_tree(path)
+
+    event.listen(session, "after_commit", remove, once=True)
+
+
+def _remove_tree(path: Path) -> None:
+    try:
+        if path.is_symlink():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc)

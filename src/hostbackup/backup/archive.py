@@ -6,8 +6,9 @@ than generality:
 * Tar headers are emitted here, not by the stdlib ``tarfile`` module (measured ~4x slower in stream
   mode, see the design notes). A member gets a plain ustar header; a pax extended header is added
   only when a value does not fit ustar (long or non-ASCII names, sizes ≥ 8 GiB, large ids, mtimes
-  out of range). Non-UTF-8 names are stored as raw bytes with ``hdrcharset=BINARY``, which GNU tar
-  and Python's tarfile both read back to the identical byte string.
+  out of range). Names are raw bytes end to end: a non-UTF-8 name stays raw in the ustar fields
+  when it fits and otherwise goes into a pax ``path`` record flagged ``hdrcharset=BINARY``; GNU tar
+  and Python's tarfile both restore the identical byte string.
 * File data is copied with ``readv`` into ONE reused 1 MiB buffer; the same buffer is hashed
   (SHA-256, for the checksum list) and handed to the compressor, so per-file work is a few
   syscalls and no allocation proportional to file size. Headers and small files are batched in a
@@ -38,6 +39,7 @@ import stat
 import struct
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -47,6 +49,10 @@ import zstandard
 
 __all__ = [
     "CHECKSUM_ARCNAME",
+    "COPY_BUFFER_SIZE",
+    "DEFAULT_THREADS",
+    "PROGRESS_INTERVAL",
+    "SPOOL_MAX_MEMORY",
     "ArchiveWriter",
     "BinarySink",
     "encode_header",
@@ -234,8 +240,18 @@ def _ustar_block(
             b"",
         )
     )
-    block[_CHECKSUM_SLICE] = b"%06o\0 " % sum(block)
+    block[_CHECKSUM_SLICE] = b"%06o\0 " % _byte_sum(block)
     return block
+
+
+def _byte_sum(block: bytearray) -> int:
+    """The header checksum (sum of all bytes), ~15x faster than ``sum(block)``.
+
+    Adler-32 started at 0 keeps the plain byte sum modulo 65521 in its low 16 bits; each 256-byte
+    half sums to at most 65280, so the modulo never applies and the halves add up exactly.
+    """
+    view = memoryview(block)
+    return (zlib.adler32(view[:256], 0) & 0xFFFF) + (zlib.adler32(view[256:], 0) & 0xFFFF)
 
 
 def _pax_header(name: bytes, records: list[tuple[bytes, bytes]], mtime: int) -> bytearray:
@@ -403,9 +419,10 @@ class ArchiveWriter:
             self._out = self._compressor
         self._view = memoryview(bytearray(COPY_BUFFER_SIZE))
         self._stage = bytearray()
-        self._offset = 0
+        self._written = 0  # tar bytes handed to the compressor/sink (the stage not included)
         self._spool_dir = spool_dir
         self._sums = self._spool()
+        self._sum_lines = bytearray()  # batched before going to the spool file
         self._closed = False
         self._unames: dict[int, bytes] = {}
         self._gnames: dict[int, bytes] = {}
@@ -490,7 +507,7 @@ class ArchiveWriter:
         self._closed = True
         self._append_checksum_list()
         self._emit(bytes(2 * BLOCK_SIZE))
-        self._emit(bytes(-self._offset % RECORD_SIZE))
+        self._emit(bytes(-(self._written + len(self._stage)) % RECORD_SIZE))
         self._flush_stage()
         if self._compressor is not None:
             self._compressor.flush(zstandard.FLUSH_FRAME)  # ends the frame; the sink stays open
@@ -646,10 +663,14 @@ class ArchiveWriter:
 
     def _end_regular(self, member: bytes, digest: hashlib._Hash) -> None:
         """Record a finished regular-file member in the checksum list."""
-        self._sums.write(_checksum_line(digest.hexdigest().encode("ascii"), member))
+        self._sum_lines += _checksum_line(digest.hexdigest().encode("ascii"), member)
+        if len(self._sum_lines) >= _STAGE_FLUSH:
+            self._sums.write(self._sum_lines)
+            self._sum_lines = bytearray()
 
     def _append_checksum_list(self) -> None:
         member = normalize_arcname(CHECKSUM_ARCNAME)
+        self._sums.write(self._sum_lines)
         size = self._sums.tell()
         self._sums.seek(0)
         self._emit(self._generated_header(member, size, 0o600, None))
@@ -723,7 +744,6 @@ class ArchiveWriter:
     def _emit(self, data: bytes | bytearray | memoryview) -> None:
         """Queue tar bytes; small pieces are batched so the compressor sees large writes."""
         self._stage += data
-        self._offset += len(data)
         if len(self._stage) >= _STAGE_FLUSH:
             self._flush_stage()
 
@@ -733,11 +753,12 @@ class ArchiveWriter:
             return
         self._flush_stage()
         self._out.write(chunk)
-        self._offset += len(chunk)
+        self._written += len(chunk)
 
     def _flush_stage(self) -> None:
         if self._stage:
             self._out.write(self._stage)
+            self._written += len(self._stage)
             self._stage = bytearray()
 
     def _count_bytes(self, count: int) -> None:

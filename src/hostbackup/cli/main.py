@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from hostbackup.cli import admin, demo, serve, worker
+from hostbackup.cli import admin, backup, demo, serve, worker
+from hostbackup.cli.customer import customer
+from hostbackup.cli.webspace import webspace
 from hostbackup.config import Settings
 
 
@@ -22,6 +24,9 @@ cli.add_command(serve.serve)
 cli.add_command(admin.admin)
 cli.add_command(demo.demo)
 cli.add_command(worker.worker)
+cli.add_command(backup.backup)
+cli.add_command(customer)
+cli.add_command(webspace)
 
 
 def main() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import click
 import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 
 from hostbackup.config import Settings
 from hostbackup.home import open_home
@@ -51,16 +55,20 @@ def serve(
     scheme = "http" if plain_http else "https"
     click.echo(f"hostbackup XML API on {scheme}://{host}:{port}/enterprise/control/agent.php (home {settings.home})")
     supervisor = Supervisor(services.db, settings.home, lambda task: discard(services, task))
-    supervisor.start()
-    try:
-        uvicorn.run(
-            create_app(services),
-            host=host,
-            port=port,
-            log_level=log_level,
-            server_header=False,
-            proxy_headers=False,
-            **ssl_options,  # type: ignore[arg-type]
-        )
-    finally:
-        supervisor.stop()
+
+    @contextlib.asynccontextmanager
+    async def workers(_app: Starlette) -> AsyncIterator[None]:
+        # inside the lifespan: uvicorn re-raises SIGTERM after shutdown, so code after run() never runs
+        supervisor.start()
+        yield
+        await run_in_threadpool(supervisor.stop)
+
+    uvicorn.run(
+        create_app(services, lifespan=workers),
+        host=host,
+        port=port,
+        log_level=log_level,
+        server_header=False,
+        proxy_headers=False,
+        **ssl_options,  # type: ignore[arg-type]
+    )

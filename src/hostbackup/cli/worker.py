@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import signal
 import threading
@@ -15,17 +16,28 @@ from hostbackup.home import open_home
 from hostbackup.jobs import jobs_for
 from hostbackup.tasks.worker import Worker
 
+PR_SET_PDEATHSIG = 1
+
 
 class Shutdown(Exception):
     def __init__(self) -> None:
         super().__init__("The service was shut down while the task ran.")
 
 
+def _terminate_with_parent() -> None:
+    """Linux: get SIGTERM when the serving process dies, even by SIGKILL (no orphaned backups)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @click.command()
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--supervised", is_flag=True, hidden=True, help="Started by `serve`: end when the server process ends.")
 @click.pass_obj
-def worker(settings: Settings, log_level: str) -> None:
+def worker(settings: Settings, log_level: str, supervised: bool) -> None:
     """Claim and run queued tasks until stopped (SIGTERM / Ctrl-C)."""
+    if supervised:
+        _terminate_with_parent()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     services = open_home(settings, announce=lambda _text: None)
     stop = threading.Event()

@@ -41,8 +41,10 @@ def enqueue(session: Session, request: TaskRequest) -> Task:
     return task
 
 
-def claim(db: Database, worker: str, *, max_running: int, lease_seconds: float) -> Task | None:
-    """Atomically move the oldest queued task to `running` for `worker`, within the limit."""
+def claim(
+    db: Database, worker: str, *, max_running: int | None, lease_seconds: float, task_id: int | None = None
+) -> Task | None:
+    """Atomically move the oldest queued task (or `task_id`) to `running` for `worker`, within the limit."""
     now = time.time()
     with db.session() as session:
         if session.bind is not None and session.bind.dialect.name == "postgresql":
@@ -50,9 +52,11 @@ def claim(db: Database, worker: str, *, max_running: int, lease_seconds: float) 
         else:  # take SQLite's write lock before reading, so the count below cannot go stale
             session.execute(update(Task).where(Task.id == -1).values(state=Task.state))
         running = session.scalar(select(func.count()).where(Task.state == TaskState.RUNNING.value)) or 0
-        if running >= max_running:
+        if max_running is not None and running >= max_running:
             return None
         query = select(Task).where(Task.state == TaskState.QUEUED.value).order_by(Task.id).limit(1)
+        if task_id is not None:
+            query = query.where(Task.id == task_id)
         task = session.scalar(query.with_for_update(skip_locked=True))
         if task is None:
             return None

@@ -47,7 +47,7 @@ class Supervisor:
                 child.kill()
 
     def _spawn(self) -> None:
-        command = [sys.executable, "-m", "hostbackup", "--home", str(self.home), "worker"]
+        command = [sys.executable, "-m", "hostbackup", "--home", str(self.home), "worker", "--supervised"]
         self.children.append(subprocess.Popen(command))
 
     def _wanted(self) -> int:

@@ -7,6 +7,9 @@ by the `Gateway`, so slow database work never blocks the event loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,6 +20,7 @@ from hostbackup.xmlapi.context import Services
 from hostbackup.xmlapi.gateway import Gateway
 
 ENDPOINT = "/enterprise/control/agent.php"
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 XML_CONTENT_TYPE = "text/xml; charset=UTF-8"
 
 
@@ -39,7 +43,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(services: Services) -> Starlette:
+def create_app(services: Services, lifespan: Lifespan | None = None) -> Starlette:
+    """The ASGI app; `lifespan` starts and stops what runs beside the API (the worker supervisor)."""
     gateway = Gateway(services)
     settings = services.settings
 
@@ -58,4 +63,6 @@ def create_app(services: Services) -> Starlette:
         return Response(status_code=404)
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-    return Starlette(routes=[Route(ENDPOINT, agent, methods=methods)], exception_handlers={404: not_found})
+    return Starlette(
+        routes=[Route(ENDPOINT, agent, methods=methods)], exception_handlers={404: not_found}, lifespan=lifespan
+    )

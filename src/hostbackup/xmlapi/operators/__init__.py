@@ -1,5 +1,15 @@
 """One module per operator; importing this package registers every operation handler."""
 
-from hostbackup.xmlapi.operators import backup_manager, server, x_backup_manager
+from hostbackup.xmlapi.operators import (
+    backup_manager,
+    customer,
+    mail,
+    reseller,
+    secret_key,
+    server,
+    webspace,
+    x_backup_manager,
+)
 
 __all__ = ["backup_manager", "server", "x_backup_manager"]
+__all__ += ["customer", "mail", "reseller", "secret_key", "webspace"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from hostbackup import server_settings
 from hostbackup.accounts.users import has_backup_right
 from hostbackup.backup.catalog import Catalog
 from hostbackup.db.tables import Task, User, Webspace
@@ -17,7 +18,7 @@ from hostbackup.storage.layout import Owner, owner_dir
 from hostbackup.tasks import queue
 from hostbackup.tasks.task import TargetKind, TaskRequest, TaskState
 from hostbackup.xmlapi.context import Context, Element, operation
-from hostbackup.xmlapi.results import E, child_text, ok
+from hostbackup.xmlapi.results import E, boolean, child_text, ok, parse_bool
 from hostbackup.xmlapi.selectors import Target, find_task, owner_element, resolve, selector_of
 
 OPERATOR = "backup-manager"
@@ -147,3 +148,52 @@ def get_local_backup_list(ctx: Context, request: Element) -> list[Element]:
 @operation(OPERATOR, "get-supported-protocols")
 def get_supported_protocols(ctx: Context, request: Element) -> list[Element]:
     return [ok(E("protocol", "ftp"))]
+
+
+SERVER_WIDE = (
+    ("max-backup-files", "max_backup_files"),
+    ("max-backup-processes", "max_backup_processes"),
+    ("low-priority", "low_priority"),
+    ("do-not-compress", "do_not_compress"),
+    ("allow-local-ftp-backup", "allow_local_ftp_backup"),
+    ("keep-local-backup", "keep_local_backup"),
+)
+
+
+@operation(OPERATOR, "get-server-wide-settings")
+def get_server_wide_settings(ctx: Context, request: Element) -> list[Element]:
+    if not ctx.caller.is_admin:
+        raise PermissionDenied()
+    current = server_settings.load(ctx.session)
+    values = {"max_backup_processes": current.processes}
+    elements = []
+    for tag, name in SERVER_WIDE:
+        value = values.get(name, getattr(current, name))
+        elements.append(E(tag, boolean(value) if isinstance(value, bool) else value))
+    return [ok(E("settings", None, *elements))]
+
+
+def _setting_value(tag: str, name: str, text: str) -> int | bool:
+    if isinstance(getattr(server_settings.ServerWideSettings(), name), bool):
+        return parse_bool(text)
+    number = int(text)
+    if (name == "max_backup_processes" and number < 1) or (
+        name == "max_backup_files" and number not in (-1,) and number < 1
+    ):
+        raise InvalidValue(tag, text)
+    return number
+
+
+@operation(OPERATOR, "set-server-wide-settings")
+def set_server_wide_settings(ctx: Context, request: Element) -> list[Element]:
+    if not ctx.caller.is_admin:
+        raise PermissionDenied()
+    settings = request.find("settings")
+    assert settings is not None  # required by the schema
+    changes = {}
+    for tag, name in SERVER_WIDE:
+        text = child_text(settings, tag)
+        if text is not None:
+            changes[name] = _setting_value(tag, name, text)
+    server_settings.save(ctx.session, **changes)
+    return [ok()]

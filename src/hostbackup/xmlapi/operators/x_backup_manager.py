@@ -29,6 +29,7 @@ def get_task_progress(ctx: Context, request: Element) -> list[Element]:
         E("finished", int(task.finished_at) if task.finished_at else ""),
         E("bytes-done", task.bytes_done),
         E("bytes-estimated", task.bytes_estimated),
+        E("worker", task.worker),
         E("current-item", task.current_item),
         E("filename", task.filename),
         *(E("warning", text) for text in task.warnings),
