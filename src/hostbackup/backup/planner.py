@@ -7,9 +7,7 @@ is computed in one database transaction, so the archive describes one consistent
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lxml import etree
 from sqlalchemy import select
@@ -17,19 +15,12 @@ from sqlalchemy.orm import Session
 
 from hostbackup.accounts.webspaces import mailboxes_of, webspaces_of
 from hostbackup.backup import config_dump
+from hostbackup.backup.sources import Source
+from hostbackup.backup.sources.files import TreeSource
 from hostbackup.config import Settings
 from hostbackup.db.tables import Task, User, Webspace
 from hostbackup.tasks.task import TargetKind
 from hostbackup.xmlapi.results import E
-
-
-@dataclass(frozen=True)
-class Source:
-    """A directory tree that goes into the archive under `arcprefix`."""
-
-    root: Path
-    arcprefix: str
-    webspace: str
 
 
 @dataclass
@@ -39,15 +30,7 @@ class Plan:
     webspaces: list[str] = field(default_factory=list)
 
     def estimated_bytes(self) -> int:
-        total = 0
-        for source in self.sources:
-            for folder, _dirs, files in os.walk(source.root):
-                for name in files:
-                    try:
-                        total += os.lstat(os.path.join(folder, name)).st_size
-                    except OSError:
-                        continue
-        return total
+        return sum(source.estimated_bytes() for source in self.sources)
 
 
 def content_flags(options: dict[str, object]) -> dict[str, bool]:
@@ -70,11 +53,11 @@ class _Collector:
         self.webspaces.append(webspace.name)
         prefix = f"domains/{webspace.name}"
         if self.flags["files"]:
-            self.sources.append(Source(self.settings.vhosts_root / webspace.name, f"{prefix}/files", webspace.name))
+            self.sources.append(TreeSource(self.settings.vhosts_root / webspace.name, f"{prefix}/files", webspace.name))
         if self.flags["mail"]:
             for mailbox in mailboxes_of(self.session, webspace.id):
                 root = self.settings.mail_root / webspace.name / mailbox.name
-                self.sources.append(Source(root, f"{prefix}/mail/{mailbox.name}", webspace.name))
+                self.sources.append(TreeSource(root, f"{prefix}/mail/{mailbox.name}", webspace.name))
         return config_dump.webspace_element(self.session, webspace, with_mail=self.flags["mail"])
 
     def user(self, user: User) -> etree._Element:

@@ -11,7 +11,7 @@ import shutil
 import time
 from typing import Any
 
-from hostbackup import server_settings
+from hostbackup import priority, server_settings
 from hostbackup.backup.archive import ArchiveWriter
 from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.config_dump import MEMBER_NAME
@@ -40,7 +40,9 @@ class BackupJob:
         settings = self.services.settings
         with self.services.db.session() as session:
             plan = plan_backup(session, settings, task)
-            compress = not server_settings.load(session).do_not_compress
+            server_wide = server_settings.load(session)
+        priority.apply(server_wide.low_priority)
+        compress = not server_wide.do_not_compress
         progress(bytes_estimated=plan.estimated_bytes(), bytes_done=0)
         catalog = self.catalog(task)
         name = catalog.reserve_name(task.prefix, ".tar.zst" if compress else ".tar", holder=str(task.id))
@@ -62,6 +64,7 @@ class BackupJob:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             catalog.release(str(task.id))
+        self._apply_retention(catalog, server_wide.max_backup_files)
         return {"filename": volumes[0].name, "warnings": list(archive.warnings), "current_item": ""}
 
     def _write(
@@ -75,14 +78,18 @@ class BackupJob:
             archive.add_bytes(MEMBER_NAME, plan.configuration)
             for source in plan.sources:
                 progress(current_item=source.webspace, bytes_done=archive.bytes_in)
-                if source.root.is_dir():
-                    archive.add_tree(source.root, source.arcprefix)
-                else:
-                    archive.warnings.append(f"missing content directory: {source.root}")
+                source.write(archive)
             archive.close()
             volumes = writer.finish()
         progress(bytes_done=archive.bytes_in)
         return volumes, archive
+
+    @staticmethod
+    def _apply_retention(catalog: Catalog, keep: int) -> None:
+        """max-backup-files: after a backup finishes, the owner's oldest beyond the limit go."""
+        if keep > 0:
+            for meta in catalog.backups()[:-keep]:
+                catalog.remove(meta)
 
     def discard(self, task: Task) -> None:
         """Remove the staging folder, name reservations and any published backup of `task`."""

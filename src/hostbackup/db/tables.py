@@ -159,3 +159,51 @@ class Setting(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class DbServer(Base):
+    """A PostgreSQL or MySQL/MariaDB server whose databases are backed up (spec §5.5)."""
+
+    __tablename__ = "db_servers"
+    __table_args__ = (UniqueConstraint("host", "port", "type"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    admin_login: Mapped[str] = mapped_column(String(255))
+    admin_password_encrypted: Mapped[str] = mapped_column(Text, default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_local: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class HostedDatabase(Base):
+    """A database of a webspace, registered for backup (spec §5.6)."""
+
+    __tablename__ = "databases"
+    __table_args__ = (UniqueConstraint("db_server_id", "name"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    webspace_id: Mapped[int] = mapped_column(ForeignKey("webspaces.id", ondelete="CASCADE"))
+    db_server_id: Mapped[int] = mapped_column(ForeignKey("db_servers.id", ondelete="CASCADE"))
+
+
+class RemoteStorage(Base):
+    """FTP/FTPS settings of one owner (spec §4.3); the password is kept encrypted."""
+
+    __tablename__ = "remote_storage"
+    __table_args__ = (UniqueConstraint("owner_kind", "owner_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int] = mapped_column(Integer, default=0)  # 0 for the server
+    protocol: Mapped[str] = mapped_column(String(8), default="ftp")
+    host: Mapped[str | None] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer)
+    directory: Mapped[str | None] = mapped_column(String(1024))
+    login: Mapped[str | None] = mapped_column(String(255))
+    password_encrypted: Mapped[str | None] = mapped_column(Text)
+    passive_mode: Mapped[bool | None] = mapped_column(Boolean)
+    use_ftps: Mapped[bool | None] = mapped_column(Boolean)

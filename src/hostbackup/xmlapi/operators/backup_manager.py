@@ -14,6 +14,7 @@ from hostbackup.accounts.users import has_backup_right
 from hostbackup.backup.catalog import Catalog
 from hostbackup.db.tables import Task, User, Webspace
 from hostbackup.errors import InvalidValue, NotConfigured, NotSupported, PermissionDenied
+from hostbackup.storage import remote_settings
 from hostbackup.storage.layout import Owner, owner_dir
 from hostbackup.tasks import queue
 from hostbackup.tasks.task import TargetKind, TaskRequest, TaskState
@@ -68,7 +69,7 @@ def start_backup(ctx: Context, request: Element) -> list[Element]:
     if int(split_text) < 0:
         raise InvalidValue("split-size", split_text)
     protocol = _destination(request)
-    if protocol == "ftp":
+    if protocol == "ftp" and not remote_settings.is_configured(ctx.session, target.owner):
         raise NotConfigured("Remote storage is not configured.")
     options = {
         "split_size": int(split_text),

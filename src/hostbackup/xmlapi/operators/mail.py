@@ -79,21 +79,25 @@ def _read_mailname(mailname: Element) -> dict[str, object]:
     return fields
 
 
-def _mailname(mailbox: Mailbox, flags: set[str] | None = None) -> Element:
-    """`mailname`: id → name → the parts the flags ask for → description; never the password."""
-    flags = flags or set()
-    children = [E("id", mailbox.id), E("name", mailbox.name)]
+def _mailname(mailbox: Mailbox) -> Element:
+    """`mailname` of `create` and `remove` answers: `id` → `name`."""
+    return E("mailname", None, E("id", mailbox.id), E("name", mailbox.name))
+
+
+def _mailname_info(mailbox: Mailbox, flags: set[str]) -> Element:
+    """`mailname` of `get_info`: id → name → what the flags ask for → description; never the password."""
+    info = _mailname(mailbox)
     if "mailbox" in flags:
         quota = [E("quota", mailbox.quota)] if mailbox.quota is not None else []
-        children.append(E("mailbox", None, E("enabled", boolean(mailbox.mailbox_enabled)), *quota))
+        info.append(E("mailbox", None, E("enabled", boolean(mailbox.mailbox_enabled)), *quota))
     if "forwarding" in flags:
         addresses = (E("address", address) for address in mailbox.forwarding_addresses)
-        children.append(E("forwarding", None, E("enabled", boolean(mailbox.forwarding_enabled)), *addresses))
+        info.append(E("forwarding", None, E("enabled", boolean(mailbox.forwarding_enabled)), *addresses))
     if "aliases" in flags:
-        children += [E("alias", alias) for alias in mailbox.aliases]
+        info.extend(E("alias", alias) for alias in mailbox.aliases)
     if mailbox.description:
-        children.append(E("description", mailbox.description))
-    return E("mailname", None, *children)
+        info.append(E("description", mailbox.description))
+    return info
 
 
 @operation("mail", "create")
@@ -133,13 +137,13 @@ def _answer_names(ctx: Context, request: Element, act: Callable[[Webspace, Mailb
 @operation("mail", "get_info")
 def get_info(ctx: Context, request: Element) -> list[Element]:
     flags = {str(item.tag) for item in request if isinstance(item.tag, str) and item.tag != "filter"}
-    return _answer_names(ctx, request, lambda webspace, mailbox: [_mailname(mailbox, flags)])
+    return _answer_names(ctx, request, lambda webspace, mailbox: [_mailname_info(mailbox, flags)])
 
 
 @operation("mail", "remove")
 def remove(ctx: Context, request: Element) -> list[Element]:
     def act(webspace: Webspace, mailbox: Mailbox) -> list[Element]:
-        answer = E("mailname", None, E("id", mailbox.id), E("name", mailbox.name))
+        answer = _mailname(mailbox)
         delete_mailbox(ctx.session, ctx.settings.mail_root, webspace, mailbox)
         return [answer]
 
