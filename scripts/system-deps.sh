@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hostbackup and its test suite need, only when something is missing.
 set -euo pipefail
-packages=(python3 python3-venv zstd tar coreutils curl postgresql util-linux)
+packages=(python3 python3-venv zstd tar coreutils curl postgresql postgresql-client mariadb-server mariadb-client util-linux)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -16,4 +16,8 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The tests start their own private PostgreSQL; keep the distribution's cluster from holding the port.
 if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null; then
   $sudo systemctl disable --now postgresql >/dev/null 2>&1 || true
+fi
+# Likewise MariaDB: the tests run private servers, and the seeded DB server is localhost:3306.
+if dpkg -s mariadb-server >/dev/null 2>&1; then
+  $sudo systemctl disable --now mariadb >/dev/null 2>&1 || $sudo service mariadb stop >/dev/null 2>&1 || true
 fi

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from ftpserver import FtpServer, ftp_server
 from harness import Server, postgres_server, start_server
 from hostbackup.db.engine import Database, migrate
 
@@ -54,3 +55,20 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     migrate(db.engine)
     yield db
     db.dispose()
+
+
+# --- FTP servers (remote storage, issue #6) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def vsftpd() -> Iterator[FtpServer]:
+    """A plain-FTP vsftpd shared by the session (tests use their own sub-directories)."""
+    with ftp_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def vsftpd_tls() -> Iterator[FtpServer]:
+    """An explicit-FTPS vsftpd (self-signed certificate, TLS session reuse required)."""
+    with ftp_server(tls=True) as running:
+        yield running

@@ -285,6 +285,48 @@ def test_members_are_in_bytewise_sorted_preorder(tmp_path: Path) -> None:
     assert names == ["t", "t/B", "t/a", "t/b", "t/b/a", "t/b/z", "t/c", "t/c/d", "t/c/d/e", CHECKSUM_ARCNAME]
 
 
+def _members(sink: io.BytesIO) -> list[tuple[str, bytes, str]]:
+    sink.seek(0)
+    with tarfile.open(fileobj=sink) as tar:
+        return [(m.name, m.type, m.linkname) for m in tar]
+
+
+def test_add_file_and_tree_at_the_archive_root(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    _write(root, b"sub/file.txt", b"content")
+    os.symlink("sub/file.txt", root / "link")
+    os.mkfifo(root / "pipe")
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, compress=False)
+    writer.add_file(root / "sub" / "file.txt", "single/file.txt")
+    writer.add_file(root / "link", "single/link")
+    writer.add_file(root / "sub", "single/dir")
+    writer.add_file(root / "pipe", "single/pipe")
+    writer.add_file(root / "missing", "single/missing")
+    writer.add_tree(root / "sub", "")
+    writer.close()
+    assert _members(sink) == [
+        ("single/file.txt", tarfile.REGTYPE, ""),
+        ("single/link", tarfile.SYMTYPE, "sub/file.txt"),
+        ("single/dir", tarfile.DIRTYPE, ""),
+        ("file.txt", tarfile.REGTYPE, ""),
+        (CHECKSUM_ARCNAME, tarfile.REGTYPE, ""),
+    ]
+    assert writer.warnings == ["skipped fifo: single/pipe", "vanished: single/missing"]
+    assert writer.members == 5
+
+
+def test_context_manager_closes_only_on_success(tmp_path: Path) -> None:
+    ok, failed = io.BytesIO(), io.BytesIO()
+    with ArchiveWriter(ok, compress=False) as writer:
+        writer.add_bytes("a", b"x")
+    assert [name for name, _, _ in _members(ok)] == ["a", CHECKSUM_ARCNAME]
+    with pytest.raises(RuntimeError), ArchiveWriter(failed, compress=False) as writer:
+        writer.add_bytes("a", b"x" * (2 * MIB))
+        raise RuntimeError("dump failed")
+    assert CHECKSUM_ARCNAME.encode() not in failed.getvalue()
+
+
 # -- 3. files changing under the writer -----------------------------------------------------------
 
 

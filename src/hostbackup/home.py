@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Callable
 
+from hostbackup.accounts.databases import ensure_default_db_server
 from hostbackup.accounts.users import ensure_admin
 from hostbackup.accounts.vault import Vault
 from hostbackup.config import Settings
@@ -27,6 +28,7 @@ def open_home(settings: Settings, announce: Callable[[str], None] = print) -> Se
         password = secrets.token_urlsafe(12)
     with db.session() as session:
         created = ensure_admin(session, password)
+    ensure_default_db_server(db)
     if created and generated:
         announce(
             f"Administrator 'admin' created with password: {password}  (shown once; change it with "

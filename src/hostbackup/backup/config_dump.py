@@ -1,8 +1,9 @@
 """The configuration dump: the first member of every backup, describing what it holds.
 
-An XML document with the accounts (customer, reseller), their webspaces and mailboxes, the
-options and the description — enough to re-create the accounts on restore. Passwords appear
-only as their one-way hashes, never in clear.
+An XML document with the accounts (customer, reseller), their webspaces, mailboxes and
+databases, the options and the description — enough to re-create the accounts on restore.
+Passwords appear only as their one-way hashes, never in clear; database server passwords not at
+all (a restore names its target server and that server's own credentials).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Iterable
 from lxml import etree
 from sqlalchemy.orm import Session
 
+from hostbackup.accounts.databases import databases_of
 from hostbackup.accounts.webspaces import mailboxes_of
-from hostbackup.db.tables import Task, User, Webspace
+from hostbackup.db.tables import DbServer, Task, User, Webspace
 from hostbackup.xmlapi.results import E, boolean
 
 MEMBER_NAME = "backup-info.xml"
@@ -41,7 +43,8 @@ def user_element(user: User, children: Iterable[etree._Element] = ()) -> etree._
     return element
 
 
-def webspace_element(session: Session, webspace: Webspace, *, with_mail: bool) -> etree._Element:
+def webspace_element(session: Session, webspace: Webspace, content: dict[str, bool]) -> etree._Element:
+    """`content` says whether mail and database content are in the archive (`mail`, `databases`)."""
     element = E("webspace", None, *_fields(webspace, _WEBSPACE_FIELDS))
     element.attrib.update(dict(id=str(webspace.id), name=webspace.name, guid=webspace.guid, htype=webspace.htype,
                           status=str(webspace.status), created=webspace.created.isoformat()))  # fmt: skip
@@ -61,9 +64,25 @@ def webspace_element(session: Session, webspace: Webspace, *, with_mail: bool) -
             mail.append(E("password-hash", mailbox.password_hash))
         if mailbox.description:
             mail.append(E("description", mailbox.description))
-        mail.set("content", boolean(with_mail))
+        mail.set("content", boolean(content["mail"]))
         element.append(mail)
+    element.extend(_database_elements(session, webspace, with_dumps=content["databases"]))
     return element
+
+
+def _database_elements(session: Session, webspace: Webspace, *, with_dumps: bool) -> list[etree._Element]:
+    """`<database name type server-host server-port server-type content/>` per database."""
+    elements = []
+    for record in databases_of(session, webspace.id):
+        server = session.get(DbServer, record.db_server_id)
+        element = E("database")
+        element.attrib.update({"name": record.name, "type": record.type})
+        if server is not None:
+            element.attrib.update({"server-host": server.host, "server-port": str(server.port),
+                                   "server-type": server.type})  # fmt: skip
+        element.set("content", boolean(with_dumps))
+        elements.append(element)
+    return elements
 
 
 def dump(task: Task, accounts: etree._Element, content: dict[str, bool]) -> bytes:

@@ -97,8 +97,13 @@ class VolumeWriter:
 
     ``split_bytes`` None or 0 writes a single volume named ``base_name``; otherwise every volume but
     the last holds exactly ``split_bytes`` bytes and volumes are named ``base_name.001``, … .
-    Use `finish` to close the last volume and get the list, or `abort` to remove everything.
-    As a context manager it aborts when the block raises before `finish` was called.
+    Use `finish` to close the last volume and get the list, or `abort` to remove everything
+    (also after `finish`, e.g. when a later step of the backup fails). As a context manager it
+    aborts when the block raises before `finish` was called.
+
+    ``on_volume_complete`` runs synchronously in the writing thread, after the volume got its final
+    name; the file no longer changes, so the callback may hand it to another thread for upload.
+    An exception raised by the callback propagates to the writer of the stream.
     """
 
     def __init__(

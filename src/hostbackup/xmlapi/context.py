@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from lxml import etree
 from sqlalchemy.orm import Session
@@ -31,6 +32,15 @@ class Services:
     vault: Vault
 
 
+@dataclass(frozen=True)
+class Download:
+    """A file to send as the raw HTTP body instead of an XML answer (download-file, spec §4.13)."""
+
+    path: Path
+    name: str
+    size: int
+
+
 @dataclass
 class Context:
     services: Services
@@ -38,6 +48,8 @@ class Context:
     caller: Caller
     version: Version
     client_ip: str
+    sole_operation: bool = False  # the packet holds this one operation only
+    download: Download | None = None  # set by download-file to answer with the file itself
 
     @property
     def settings(self) -> Settings:

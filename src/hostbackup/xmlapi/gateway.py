@@ -16,9 +16,10 @@ from hostbackup.accounts.auth import LockoutPolicy, authenticate_key, authentica
 from hostbackup.accounts.users import Caller
 from hostbackup.errors import ApiError, AuthFailed, NotSupported, OperationFailed
 from hostbackup.xmlapi import operators  # noqa: F401  (registers the handlers)
-from hostbackup.xmlapi.context import REGISTRY, Context, Element, Services
+from hostbackup.xmlapi.context import REGISTRY, Context, Download, Element, Services
 from hostbackup.xmlapi.packet import PacketError, parse_packet, validate_packet
 from hostbackup.xmlapi.results import E, error
+from hostbackup.xmlapi.upload import UploadedFile
 from hostbackup.xmlapi.versions import Version, VersionNotSupported, resolve
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,27 @@ class Gateway:
         login, password = credentials.login or "", credentials.password or ""
         return authenticate_password(self.services.db, login, password, self.lockout)
 
+    def system_answer(self, err: ApiError) -> bytes:
+        return render(_system(self.services.settings.default_response_version, err), pretty=False)
+
+    def upload_answer(self, files: list[UploadedFile]) -> bytes:
+        """`<upload>` with one result per file part (spec §4.14); no file part at all → 1014."""
+        version = self.services.settings.default_response_version
+        if not files:
+            return render(
+                _system(version, ApiError("Parser error: Request is invalid. No file part in the upload.", 1014)),
+                pretty=False,
+            )
+        results = []
+        for upload in files:
+            if upload.path is None:
+                results.append(error(OperationFailed(upload.error), E("name", upload.name), E("file")))
+            else:
+                results.append(
+                    E("result", None, E("status", "ok"), E("name", upload.name), E("file", str(upload.path)))
+                )
+        return render(_packet(version, E("upload", None, *results)), pretty=False)
+
     def check_up(self, body: bytes, credentials: Credentials, client_ip: str) -> tuple[Element, Version, Caller]:
         """Steps 2–5 of the pipeline; raises `CheckUpFailed` carrying the `<system>` answer."""
         default = self.services.settings.default_response_version
@@ -96,36 +118,50 @@ class Gateway:
             raise CheckUpFailed(_system(version.answered, ApiError(err.errtext, 1014))) from None
         return root, version, caller
 
-    def process(self, body: bytes, headers: Mapping[str, str], client_ip: str) -> bytes:
+    def process(self, body: bytes, headers: Mapping[str, str], client_ip: str) -> bytes | Download:
+        """The XML answer, or the file to send when the packet is one successful download-file."""
         pretty = _header(headers, "http_pretty_print").lower() == "true"
         try:
             root, version, caller = self.check_up(body, Credentials.from_headers(headers), client_ip)
         except CheckUpFailed as failed:
             return render(failed.answer, pretty=pretty)
+        operator_elements = [op for op in root if isinstance(op.tag, str) and op.tag != "request-settings"]
+        requests = [(op, request) for op in operator_elements for request in op if isinstance(request.tag, str)]
         answer = _packet(version.answered)
-        for operator in root:
-            if not isinstance(operator.tag, str) or operator.tag == "request-settings":
-                continue
-            mirrored = E(operator.tag)
-            for request in operator:
-                if isinstance(request.tag, str):
-                    mirrored.append(E(request.tag, None, *self.run(operator.tag, request, caller, version, client_ip)))
-            answer.append(mirrored)
+        mirrored = {id(op): E(op.tag) for op in operator_elements}
+        answer.extend(mirrored.values())
+        for operator, request in requests:
+            call = Call(caller, version, client_ip, sole_operation=len(requests) == 1)
+            results, download = self.run(str(operator.tag), request, call)
+            if download is not None:
+                return download
+            mirrored[id(operator)].append(E(request.tag, None, *results))
         return render(answer, pretty=pretty)
 
-    def run(self, operator: str, request: Element, caller: Caller, version: Version, client_ip: str) -> list[Element]:
+    def run(self, operator: str, request: Element, call: Call) -> tuple[list[Element], Download | None]:
         """One operation in its own transaction; errors become `<result>` errors."""
         handler = REGISTRY.get(operator, {}).get(str(request.tag))
         if handler is None:
-            return [error(NotSupported("Operation is not supported."))]
+            return [error(NotSupported("Operation is not supported."))], None
         try:
             with self.services.db.session() as session:
-                return handler(Context(self.services, session, caller, version, client_ip), request)
+                ctx = Context(self.services, session, call.caller, call.version, call.client_ip, call.sole_operation)
+                return handler(ctx, request), ctx.download
         except ApiError as err:
-            return [error(err)]
+            return [error(err)], None
         except Exception as exc:
             log.exception("operation %s/%s failed", operator, request.tag)
-            return [error(OperationFailed(type(exc).__name__))]
+            return [error(OperationFailed(type(exc).__name__))], None
+
+
+@dataclass(frozen=True)
+class Call:
+    """Who runs an operation, under which version, and whether it is alone in its packet."""
+
+    caller: Caller
+    version: Version
+    client_ip: str
+    sole_operation: bool
 
 
 class CheckUpFailed(Exception):

@@ -3,6 +3,8 @@
 from hostbackup.xmlapi.operators import (
     backup_manager,
     customer,
+    database,
+    db_server,
     mail,
     reseller,
     secret_key,
@@ -13,3 +15,4 @@ from hostbackup.xmlapi.operators import (
 
 __all__ = ["backup_manager", "server", "x_backup_manager"]
 __all__ += ["customer", "mail", "reseller", "secret_key", "webspace"]
+__all__ += ["database", "db_server"]

@@ -12,15 +12,17 @@ from sqlalchemy import select
 from hostbackup import server_settings
 from hostbackup.accounts.users import has_backup_right
 from hostbackup.backup.catalog import Catalog
+from hostbackup.backup.importer import import_upload
 from hostbackup.db.tables import Task, User, Webspace
-from hostbackup.errors import InvalidValue, NotConfigured, NotSupported, PermissionDenied
+from hostbackup.errors import InvalidValue, NotConfigured, NotFound, NotSupported, PermissionDenied, WrongStatus
 from hostbackup.storage import remote_settings
 from hostbackup.storage.layout import Owner, owner_dir
 from hostbackup.tasks import queue
 from hostbackup.tasks.task import TargetKind, TaskRequest, TaskState
-from hostbackup.xmlapi.context import Context, Element, operation
+from hostbackup.xmlapi.context import Context, Download, Element, operation
 from hostbackup.xmlapi.results import E, boolean, child_text, ok, parse_bool
 from hostbackup.xmlapi.selectors import Target, find_task, owner_element, resolve, selector_of
+from hostbackup.xmlapi.upload import find_upload, original_name
 
 OPERATOR = "backup-manager"
 LEVELS = {
@@ -197,4 +199,70 @@ def set_server_wide_settings(ctx: Context, request: Element) -> list[Element]:
         if text is not None:
             changes[name] = _setting_value(tag, name, text)
     server_settings.save(ctx.session, **changes)
+    return [ok()]
+
+
+@operation(OPERATOR, "stop-backup")
+def stop_backup(ctx: Context, request: Element) -> list[Element]:
+    task_element = request.find("task-id")
+    assert task_element is not None  # required by the schema
+    task = find_task(ctx, task_element)
+    if not TaskState(task.state).active:
+        raise WrongStatus(f"Task {task.id} is not running.")
+    queue.request_stop(ctx.session, task)
+    return [ok()]
+
+
+def _storage_file(ctx: Context, request: Element) -> tuple[Catalog, str]:
+    catalog = catalog_of(ctx, resolve(ctx, selector_of(request)).owner)
+    return catalog, child_text(request, "filename") or ""
+
+
+def _missing(name: str) -> NotFound:
+    return NotFound("File", f"The file {name} does not exist")
+
+
+@operation(OPERATOR, "remove-file")
+def remove_file(ctx: Context, request: Element) -> list[Element]:
+    """Naming any file of a backup removes the whole backup; unsafe names never touch the disk."""
+    catalog, name = _storage_file(ctx, request)
+    meta = catalog.find(name)
+    if meta is not None:
+        catalog.remove(meta)
+        return [ok()]
+    foreign = next((item for item in catalog.foreign_files() if item.name == name), None)
+    if foreign is None:
+        raise _missing(name)
+    (catalog.directory / foreign.name).unlink(missing_ok=True)
+    return [ok()]
+
+
+@operation(OPERATOR, "download-file")
+def download_file(ctx: Context, request: Element) -> list[Element]:
+    """Answered with the file itself when alone in its packet (spec §4.13), else 1017."""
+    if not ctx.sole_operation:
+        raise NotSupported("Operation is not supported.")
+    catalog, name = _storage_file(ctx, request)
+    meta = catalog.find(name)
+    known = {volume.name for volume in meta.volumes} if meta else {item.name for item in catalog.foreign_files()}
+    if name not in known:
+        raise _missing(name)
+    path = catalog.directory / name
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise _missing(name) from None
+    ctx.download = Download(path, name, size)
+    return []
+
+
+@operation(OPERATOR, "import-file")
+def import_file(ctx: Context, request: Element) -> list[Element]:
+    owner = resolve(ctx, selector_of(request)).owner
+    reference = child_text(request, "tmp-filename") or ""
+    upload = find_upload(ctx.settings.upload_root, ctx.caller.id, reference)
+    if upload is None:
+        raise NotFound("File", "File does not exist.")
+    ignore_sign = parse_bool(child_text(request, "ignore-sign"))
+    import_upload(catalog_of(ctx, owner), owner, upload, original_name(upload), ignore_sign=ignore_sign)
     return [ok()]

@@ -1,0 +1,135 @@
+"""Reading a backup back: volumes in order → one stream → zstd → tar, with checksums checked.
+
+The volumes are never joined on disk: a reader walks them one after the other. `check_archive`
+decompresses everything, hashes every regular member and compares with the SHA256SUMS member
+(the archive's own signature), telling a complete, intact archive from a truncated or a
+corrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, BinaryIO
+
+import zstandard
+
+from hostbackup.backup.config_dump import MEMBER_NAME
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+SUMS_NAME = "SHA256SUMS"
+CHUNK = 1024 * 1024
+
+
+class ConcatenatedReader(io.RawIOBase):
+    """The volumes as one readable stream."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._paths = list(paths)
+        self._handle: io.BufferedReader | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while True:
+            if self._handle is None:
+                if not self._paths:
+                    return 0
+                self._handle = self._paths.pop(0).open("rb")
+            count: int = self._handle.readinto(buffer)
+            if count:
+                return count
+            self._handle.close()
+            self._handle = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        super().close()
+
+
+def open_stream(paths: Sequence[Path]) -> BinaryIO:
+    """The tar stream of a backup: decompressed when the first volume starts with zstd's magic."""
+    with paths[0].open("rb") as first:
+        compressed = first.read(4) == ZSTD_MAGIC
+    raw = io.BufferedReader(ConcatenatedReader(paths), CHUNK)
+    if not compressed:
+        return raw
+    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+
+
+def parse_sums(data: bytes) -> dict[bytes, str]:
+    """`sha256sum` output → {path: hex}; handles the `\\` escaped form for odd names."""
+    sums = {}
+    for line in data.splitlines():
+        escaped = line.startswith(b"\\")
+        if escaped:
+            line = line[1:]
+        digest, _, name = line.partition(b"  ")
+        if escaped:
+            name = name.replace(b"\\n", b"\n").replace(b"\\\\", b"\\")
+        sums[name] = digest.decode()
+    return sums
+
+
+@dataclass
+class ArchiveCheck:
+    complete: bool = False
+    intact: bool = False
+    problem: str = ""
+    info: bytes = b""  # the configuration dump
+    members: int = 0
+    mismatched: list[str] = field(default_factory=list)
+
+
+def _digest(stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_archive(paths: Sequence[Path]) -> ArchiveCheck:
+    result = ArchiveCheck()
+    digests: dict[bytes, str] = {}
+    sums: bytes | None = None
+    try:
+        with open_stream(paths) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
+            for member in archive:
+                result.members += 1
+                extracted = archive.extractfile(member) if member.isfile() else None
+                if extracted is None:
+                    continue
+                if member.name == SUMS_NAME:
+                    sums = extracted.read()
+                elif member.name == MEMBER_NAME and not result.info:
+                    result.info = extracted.read()
+                    digests[member.name.encode()] = hashlib.sha256(result.info).hexdigest()
+                else:
+                    digests[member.name.encode("utf-8", "surrogateescape")] = _digest(extracted)
+    except (tarfile.ReadError, EOFError) as exc:
+        result.problem = f"the archive ends early ({exc})"
+        return result
+    except (zstandard.ZstdError, tarfile.TarError, OSError) as exc:
+        result.complete = True
+        result.problem = f"the archive is damaged ({exc})"
+        return result
+    result.complete = True
+    if sums is None:
+        result.problem = "the archive has no SHA256SUMS member"
+        return result
+    expected = parse_sums(sums)
+    result.mismatched = sorted(
+        name.decode(errors="replace")
+        for name in expected.keys() | digests.keys()
+        if expected.get(name) != digests.get(name)
+    )
+    if result.mismatched:
+        result.problem = f"checksum mismatch: {result.mismatched[0]}"
+    result.intact = not result.problem
+    return result

@@ -1,0 +1,377 @@
+"""The rest of backup-manager over HTTPS: stop, remove, download, upload + import, settings, levels."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from lxml import etree
+
+from content import assert_same_tree, build_site
+from harness import (
+    Server,
+    assert_plesk_valid,
+    bm,
+    progress_of,
+    result_of,
+    seed_customer,
+    start_backup,
+    start_server,
+    wait_for_task,
+)
+from test_task_durability import SLOW, big_site, wait_until_running
+
+CUSTOMER = {"password": "Customer-Pass-1"}
+
+
+def packet(login: str, *, split: int = 0, extra: str = "", description: str = "ops") -> str:
+    return (
+        f"<backup-customer><customer-login>{login}</customer-login><local/><description>{description}</description>"
+        f"<split-size>{split}</split-size>{extra}</backup-customer>"
+    )
+
+
+def backup_now(server: Server, login: str, **kwargs: object) -> list[str]:
+    """Run a customer backup to the end; returns its file names."""
+    task_id = start_backup(server, packet(login, **kwargs))  # type: ignore[arg-type]
+    task = wait_for_task(server, task_id)
+    assert task.findtext("status") == "finished", progress_of(server, task_id).findtext("error")
+    return [name.text or "" for name in listed(server, f"<customer-login>{login}</customer-login>")[-1].iter("name")]
+
+
+def listed(server: Server, selector: str, **kwargs: object) -> list[etree._Element]:
+    result = result_of(bm(server, f"<get-local-backup-list>{selector}</get-local-backup-list>", **kwargs))
+    assert result.findtext("status") == "ok", etree.tostring(result)
+    return result.findall("backup")
+
+
+def error_pair(result: etree._Element) -> tuple[str | None, str | None]:
+    assert result.findtext("status") == "error"
+    return result.findtext("errcode"), result.findtext("errtext")
+
+
+def download(server: Server, selector: str, name: str, **kwargs: object) -> httpx.Response:
+    operation = f"<download-file>{selector}<filename>{name}</filename></download-file>"
+    return server.post(f"<packet><backup-manager>{operation}</backup-manager></packet>", **kwargs)  # type: ignore[arg-type]
+
+
+def upload(server: Server, name: str, data: bytes, **kwargs: object) -> etree._Element:
+    headers = {"HTTP_AUTH_LOGIN": str(kwargs.get("login", "admin")), "HTTP_AUTH_PASSWD": str(kwargs.get("password"))}
+    if "password" not in kwargs:
+        from harness import ADMIN_PASSWORD
+
+        headers["HTTP_AUTH_PASSWD"] = ADMIN_PASSWORD
+    response = server.client.post(server.url, files={"file": (name, data)}, headers=headers)
+    assert response.status_code == 200
+    return etree.fromstring(response.content)
+
+
+def import_file(server: Server, selector: str, reference: str, extra: str = "", **kwargs: object) -> etree._Element:
+    body = f"<import-file>{selector}<tmp-filename>{reference}</tmp-filename>{extra}</import-file>"
+    return result_of(bm(server, body, **kwargs))
+
+
+# --- stop-backup ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    running = start_server(tmp_path / "home", env=SLOW)
+    yield running
+    running.stop()
+
+
+def test_stop_backup_stops_a_running_task_and_leaves_nothing(slow_server: Server) -> None:
+    seeded = seed_customer(slow_server, "stopme", ("stopme.test",))
+    big_site(seeded.vhosts / "stopme.test", 256)
+    task_id = start_backup(slow_server, packet("stopme", split=1024))
+    wait_until_running(slow_server, task_id)
+    answer = result_of(bm(slow_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
+    assert answer.findtext("status") == "ok"
+    assert wait_for_task(slow_server, task_id, timeout=30).findtext("status") == "stopped"
+    folder = slow_server.home / "dumps" / "clients" / "stopme"
+    assert list(folder.iterdir()) == []
+    again = result_of(bm(slow_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
+    assert error_pair(again) == ("1025", f"Task {task_id} is not running.")
+
+
+def test_stop_backup_of_queued_and_finished_and_unknown_tasks(server: Server) -> None:
+    seed_customer(server, "stopper", ("stopper.test",))
+    finished = start_backup(server, packet("stopper", extra="<only-configuration/>"))
+    assert wait_for_task(server, finished).findtext("status") == "finished"
+    answer = result_of(bm(server, f"<stop-backup><task-id>{finished}</task-id></stop-backup>"))
+    assert error_pair(answer) == ("1025", f"Task {finished} is not running.")
+    unknown = result_of(bm(server, "<stop-backup><task-id>999999</task-id></stop-backup>"))
+    assert error_pair(unknown) == ("1013", "Task does not exist.")
+
+
+# --- remove-file and download-file ------------------------------------------------------------
+
+
+def test_remove_file_removes_the_whole_backup_and_nothing_else(server: Server) -> None:
+    seeded = seed_customer(server, "remover", ("remover.test",))
+    build_site(seeded.vhosts / "remover.test")
+    names = backup_now(server, "remover", split=512)
+    assert len(names) > 1
+    sentinel = server.home / "dumps" / "clients" / "sentinel.txt"
+    sentinel.write_text("keep me")
+    for hostile in ("../sentinel.txt", "../../clients/sentinel.txt", "/etc/passwd", ".", ".."):
+        body = f"<remove-file><customer-login>remover</customer-login><filename>{hostile}</filename></remove-file>"
+        assert error_pair(result_of(bm(server, body))) == ("1013", f"The file {hostile} does not exist")
+    assert sentinel.read_text() == "keep me"
+    body = f"<remove-file><customer-login>remover</customer-login><filename>{names[1]}</filename></remove-file>"
+    assert result_of(bm(server, body)).findtext("status") == "ok"
+    assert listed(server, "<customer-login>remover</customer-login>") == []
+    assert list((server.home / "dumps" / "clients" / "remover").iterdir()) == []
+    gone = result_of(bm(server, body))
+    assert error_pair(gone) == ("1013", f"The file {names[1]} does not exist")
+
+
+def test_download_file_streams_the_volume_with_plesk_headers(server: Server) -> None:
+    seeded = seed_customer(server, "loader", ("loader.test",))
+    build_site(seeded.vhosts / "loader.test")
+    names = backup_now(server, "loader", split=300)
+    for name in names:
+        response = download(server, "<customer-login>loader</customer-login>", name)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/octet-stream"
+        assert response.headers["content-disposition"] == f"attachment; filename={name}"
+        assert response.headers["pragma"] == "no-cache"
+        expected = (server.home / "dumps" / "clients" / "loader" / name).read_bytes()
+        assert int(response.headers["content-length"]) == len(expected)
+        assert response.content == expected
+    missing = download(server, "<customer-login>loader</customer-login>", "MyBackup.bak")
+    root = etree.fromstring(missing.content)
+    assert_plesk_valid(root)
+    assert error_pair(root.find("backup-manager/download-file/result")) == (  # type: ignore[arg-type]
+        "1013",
+        "The file MyBackup.bak does not exist",
+    )
+    combined = bm(
+        server,
+        f"<download-file><customer-login>loader</customer-login><filename>{names[0]}</filename></download-file>"
+        "<get-supported-protocols/>",
+    )
+    assert error_pair(result_of(combined, 0)) == ("1017", "Operation is not supported.")
+    assert result_of(combined, 1).findtext("protocol") == "ftp"
+
+
+# --- upload and import ------------------------------------------------------------------------
+
+
+def test_download_upload_import_as_another_owner_and_restore(server: Server, tmp_path: Path) -> None:
+    source = seed_customer(server, "origin", ("origin.test",), ("info",))
+    seed_customer(server, "target", ("target.test",))
+    build_site(source.vhosts / "origin.test")
+    names = backup_now(server, "origin", split=400, description="to be moved")
+    volumes = [download(server, "<customer-login>origin</customer-login>", name).content for name in names]
+    for number, (name, data) in enumerate(zip(names, volumes, strict=True)):
+        answer = upload(server, name, data)
+        assert answer.get("version") == "1.6.7.0"
+        result = answer.find("upload/result")
+        assert result is not None and result.findtext("status") == "ok"
+        assert result.findtext("name") == name
+        imported = import_file(server, "<customer-login>target</customer-login>", result.findtext("file") or "")
+        assert imported.findtext("status") == "ok", etree.tostring(imported)
+        backups = listed(server, "<customer-login>target</customer-login>")
+        complete = number == len(names) - 1
+        assert [b.find("file/not-backup") is None for b in backups] == ([True] if complete else [False] * (number + 1))
+    [backup] = listed(server, "<customer-login>target</customer-login>")
+    assert [f.findtext("name") for f in backup.findall("file")] == names
+    assert backup.findtext("file/description") == "to be moved"
+    out = tmp_path / "restored"
+    out.mkdir()
+    subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"zstd -d | tar -x -C '{out}'"], input=b"".join(volumes), check=True
+    )
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out).returncode == 0
+    assert_same_tree(source.vhosts / "origin.test", out / "domains" / "origin.test" / "files")
+
+
+def test_import_errors_and_foreign_files(server: Server) -> None:
+    seed_customer(server, "importer", ("importer.test",))
+    seed_customer(server, "other", ("other.test",))
+    selector = "<customer-login>importer</customer-login>"
+    assert error_pair(import_file(server, selector, "/etc/passwd")) == ("1013", "File does not exist.")
+    # another user's upload is not yours to import
+    theirs = upload(server, "notes.txt", b"hello", login="other", **CUSTOMER).findtext("upload/result/file") or ""
+    assert error_pair(import_file(server, selector, theirs)) == ("1013", "File does not exist.")
+    ok = import_file(server, "<customer-login>other</customer-login>", theirs, login="other", **CUSTOMER)
+    assert ok.findtext("status") == "ok"
+    [foreign] = listed(server, "<customer-login>other</customer-login>")
+    assert foreign.findtext("file/name") == "notes.txt" and foreign.find("file/not-backup") is not None
+    assert foreign.findtext("file/size") == "5"
+    again = upload(server, "notes.txt", b"again", login="other", **CUSTOMER).findtext("upload/result/file") or ""
+    duplicate = import_file(server, "<customer-login>other</customer-login>", again, login="other", **CUSTOMER)
+    assert error_pair(duplicate) == ("1007", "Object already exists.")
+
+
+def test_import_of_a_damaged_backup_needs_ignore_sign(server: Server) -> None:
+    seeded = seed_customer(server, "damaged", ("damaged.test",))
+    seed_customer(server, "receiver", ("receiver.test",))
+    build_site(seeded.vhosts / "damaged.test")
+    [name] = backup_now(server, "damaged")
+    data = bytearray(download(server, "<customer-login>damaged</customer-login>", name).content)
+    data[len(data) // 2] ^= 0xFF
+    reference = upload(server, name, bytes(data)).findtext("upload/result/file") or ""
+    selector = "<customer-login>receiver</customer-login>"
+    refused = import_file(server, selector, reference)
+    assert refused.findtext("errcode") == "1023" and "integrity" in (refused.findtext("errtext") or "")
+    assert listed(server, selector) == []
+    forced = import_file(server, selector, reference, "<ignore-sign>true</ignore-sign>")
+    assert forced.findtext("status") == "ok"
+    assert len(listed(server, selector)) == 1
+
+
+def test_upload_without_file_part_and_with_bad_credentials(server: Server) -> None:
+    from harness import ADMIN_PASSWORD
+
+    auth = {"HTTP_AUTH_LOGIN": "admin", "HTTP_AUTH_PASSWD": ADMIN_PASSWORD}
+    body = b'--b\r\nContent-Disposition: form-data; name="field"\r\n\r\nvalue\r\n--b--\r\n'
+    response = server.client.post(
+        server.url, content=body, headers={**auth, "Content-Type": "multipart/form-data; boundary=b"}
+    )
+    system = etree.fromstring(response.content).find("system")
+    assert system is not None and system.findtext("errcode") == "1014"
+    refused = upload(server, "x.bin", b"data", password="wrong-pass")
+    assert refused.findtext("system/errcode") == "1001"
+
+
+# --- settings, retention, levels, roles -------------------------------------------------------
+
+
+def test_server_wide_settings_defaults_validation_and_persistence(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "home")
+    try:
+        settings = result_of(bm(server, "<get-server-wide-settings/>")).find("settings")
+        assert settings is not None
+        assert [child.tag for child in settings] == [
+            "max-backup-files", "max-backup-processes", "low-priority", "do-not-compress",
+            "allow-local-ftp-backup", "keep-local-backup",
+        ]  # fmt: skip
+        assert settings.findtext("max-backup-files") == "-1"
+        assert int(settings.findtext("max-backup-processes") or 0) >= 2
+        assert settings.findtext("keep-local-backup") == "true"
+        for bad in ("<max-backup-processes>0</max-backup-processes>", "<max-backup-files>0</max-backup-files>"):
+            result = result_of(
+                bm(server, f"<set-server-wide-settings><settings>{bad}</settings></set-server-wide-settings>")
+            )
+            assert result.findtext("errcode") == "1019"
+        change = "<settings><max-backup-files>2</max-backup-files><do-not-compress>true</do-not-compress></settings>"
+        assert (
+            result_of(bm(server, f"<set-server-wide-settings>{change}</set-server-wide-settings>")).findtext("status")
+            == "ok"
+        )
+        seed_customer(server, "keeper", ("keeper.test",))
+    finally:
+        server.stop()
+    server = start_server(tmp_path / "home")
+    try:
+        settings = result_of(bm(server, "<get-server-wide-settings/>")).find("settings")
+        assert settings is not None and settings.findtext("max-backup-files") == "2"
+        assert settings.findtext("do-not-compress") == "true"
+        names = [backup_now(server, "keeper", extra="<only-configuration/>", description=f"n{i}")[0] for i in range(3)]
+        backups = listed(server, "<customer-login>keeper</customer-login>")
+        assert [b.findtext("file/description") for b in backups] == ["n1", "n2"]  # the two newest
+        assert [b.findtext("file/name") for b in backups] == names[1:]
+        assert names[0].endswith(".tar")  # do-not-compress: plain tar volumes
+        listing = subprocess.run(["tar", "-tf", str(server.home / "dumps" / "clients" / "keeper" / names[2])],
+                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert "backup-info.xml" in listing
+        denied = result_of(bm(server, "<get-server-wide-settings/>", login="keeper", **CUSTOMER))
+        assert error_pair(denied) == ("1006", "Permission denied.")
+    finally:
+        server.stop()
+
+
+def test_levels_webspace_reseller_server(server: Server) -> None:
+    from hostbackup.accounts.users import Role, create_user
+    from hostbackup.config import Settings
+    from hostbackup.db.engine import Database
+
+    settings = Settings.load(server.home)
+    db = Database(settings.effective_database_url)
+    with db.session() as session:
+        reseller = create_user(session, role=Role.RESELLER, login="levelres", password="Reseller-Pass-1", owner_id=1)
+        reseller_id = reseller.id
+    db.dispose()
+    mine = seed_customer(server, "levelcust", ("levelcust.test",), owner_id=reseller_id)
+    seed_customer(server, "notmine", ("notmine.test",))
+    build_site(mine.vhosts / "levelcust.test")
+    as_reseller = {"login": "levelres", "password": "Reseller-Pass-1"}
+    options = "<local/><description>level</description><only-configuration/>"
+    webspace = start_backup(
+        server, f"<backup-webspace><webspace-name>levelcust.test</webspace-name>{options}</backup-webspace>"
+    )
+    task = wait_for_task(server, webspace)
+    assert (
+        task.findtext("webspace-id") == str(mine.webspaces["levelcust.test"]) and task.findtext("status") == "finished"
+    )
+    assert len(listed(server, "<webspace-name>levelcust.test</webspace-name>")) == 1
+    reseller_task = start_backup(
+        server, f"<backup-reseller><reseller-login>levelres</reseller-login>{options}</backup-reseller>", **as_reseller
+    )
+    assert wait_for_task(server, reseller_task, **as_reseller).findtext("reseller-id") == str(reseller_id)
+    [backup] = listed(server, "<reseller-login>levelres</reseller-login>", **as_reseller)
+    # the reseller's backup describes its customers and their webspaces
+    data = (server.home / "dumps" / "resellers" / "levelres" / (backup.findtext("file/name") or "")).read_bytes()
+    info = subprocess.run(
+        ["bash", "-c", "zstd -d | tar -xO backup-info.xml"], input=data, capture_output=True, check=True
+    ).stdout
+    assert b'login="levelcust"' in info and b'name="levelcust.test"' in info and b"notmine" not in info
+    denied = result_of(bm(server, f"<backup-server>{options}</backup-server>", **as_reseller))
+    assert error_pair(denied) == ("1006", "Permission denied.")
+    hidden = result_of(
+        bm(
+            server,
+            f"<backup-customer><customer-login>notmine</customer-login>{options}</backup-customer>",
+            **as_reseller,
+        )
+    )
+    assert error_pair(hidden) == ("1013", "Customer does not exist.")
+    server_task = start_backup(server, f"<backup-server>{options}</backup-server>")
+    record = wait_for_task(server, server_task)
+    assert record.find("server") is not None and record.findtext("status") == "finished"
+    assert len(listed(server, "<server/>")) >= 1
+
+
+ROLE_CASES = ["get-local-backup-list", "download-file", "remove-file", "stop-backup", "get-tasks-info"]
+
+
+@pytest.mark.parametrize("operation", ROLE_CASES)
+def test_role_matrix_customers_and_resellers_reach_only_their_own(server: Server, operation: str) -> None:
+    from hostbackup.accounts.users import Role, create_user
+    from hostbackup.config import Settings
+    from hostbackup.db.engine import Database
+
+    suffix = ROLE_CASES.index(operation)
+    db = Database(Settings.load(server.home).effective_database_url)
+    with db.session() as session:
+        reseller = create_user(
+            session, role=Role.RESELLER, login=f"mres{suffix}", password="Reseller-Pass-1", owner_id=1
+        )
+        reseller_id = reseller.id
+    db.dispose()
+    own = seed_customer(server, f"mown{suffix}", (f"mown{suffix}.test",), owner_id=reseller_id)
+    stranger = seed_customer(server, f"mstr{suffix}", (f"mstr{suffix}.test",))
+    del own
+    [name] = backup_now(server, stranger.login, extra="<only-configuration/>")
+    task_id = start_backup(server, packet(stranger.login, extra="<only-configuration/>"))
+    wait_for_task(server, task_id)
+    selector = f"<customer-login>{stranger.login}</customer-login>"
+    bodies = {
+        "get-local-backup-list": f"<get-local-backup-list>{selector}</get-local-backup-list>",
+        "download-file": f"<download-file>{selector}<filename>{name}</filename></download-file>",
+        "remove-file": f"<remove-file>{selector}<filename>{name}</filename></remove-file>",
+        "stop-backup": f"<stop-backup><task-id>{task_id}</task-id></stop-backup>",
+        "get-tasks-info": f"<get-tasks-info><task-id>{task_id}</task-id></get-tasks-info>",
+    }
+    for who in ({"login": f"mres{suffix}", "password": "Reseller-Pass-1"}, {"login": f"mown{suffix}", **CUSTOMER}):
+        answer = result_of(bm(server, bodies[operation], **who))
+        assert answer.findtext("errcode") == "1013", (who, etree.tostring(answer))
+    # the owner itself may
+    mine = result_of(bm(server, bodies["get-local-backup-list"], login=stranger.login, **CUSTOMER))
+    assert len(mine.findall("backup")) == 2
+    assert (server.home / "dumps" / "clients" / stranger.login / name).exists()
