@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +40,7 @@ class DbServerHandle:
     admin: str
     password: str = field(repr=False)
     root: Path
-    stop_command: list[str]
+    shutdown: Callable[[], None] = field(repr=False)
     host: str = "127.0.0.1"
     running: bool = True
 
@@ -94,8 +94,9 @@ class DbServerHandle:
         assert done.returncode == 0, done.stderr.decode(errors="replace")
 
     def stop(self) -> None:
+        """Shut the server down now (the tests' "server went away")."""
         if self.running:
-            subprocess.run(self.stop_command, capture_output=True, timeout=60)
+            self.shutdown()
             self.running = False
 
 
@@ -140,30 +141,32 @@ def mariadb_server(password: str = ADMIN_PASSWORD) -> Iterator[DbServerHandle]:
             raise RuntimeError(f"{tool} not found: install mariadb-server and mariadb-client (scripts/system-deps.sh)")
     root, port = _private_root("hostbackup-mariadb-", "mysql"), free_port()
     data, socket, log = root / "data", root / "mysqld.sock", root / "error.log"
-    _run(
-        _as("mysql", ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--skip-test-db",
-                      "--auth-root-authentication-method=normal"]),  # fmt: skip
-        "mariadb-install-db",
-    )
+    install = ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--skip-test-db",
+               "--auth-root-authentication-method=normal"]  # fmt: skip
+    _run(_as("mysql", install), "mariadb-install-db")
     daemon = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     args = [daemon, "--no-defaults", f"--datadir={data}", f"--socket={socket}", f"--port={port}",
             "--bind-address=127.0.0.1", "--skip-name-resolve", f"--log-error={log}", f"--pid-file={root / 'pid'}",
             "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"]  # fmt: skip
     process = subprocess.Popen(_as("mysql", args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    handle = DbServerHandle("mysql", port, "root", password, root, ["kill", str(process.pid)])
+    handle = DbServerHandle("mysql", port, "root", password, root, lambda: _terminate(process))
     try:
         _set_mariadb_password(socket, password, process, log)
         _wait_until_serving(handle, log, process)
         yield handle
     finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        handle.running = False
+        handle.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (runuser passes it on to mariadbd), which shuts down cleanly; then wait."""
+    process.terminate()
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _set_mariadb_password(socket: Path, password: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -197,7 +200,7 @@ def postgres_password_server(password: str = ADMIN_PASSWORD) -> Iterator[DbServe
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     _run(_as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]), "pg_ctl start")
     stop = _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"])
-    handle = DbServerHandle("postgresql", port, "postgres", password, root, stop)
+    handle = DbServerHandle("postgresql", port, "postgres", password, root, lambda: _run(stop, "pg_ctl stop"))
     try:
         _wait_until_serving(handle, log)
         yield handle

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from sqlalchemy import select
 
 from harness import ADMIN_PASSWORD, Server, start_server
 from hostbackup.db.engine import Database
-from hostbackup.db.tables import Task
+from hostbackup.db.tables import RemoteStorage, Task
 from hostbackup.tasks import queue
 from hostbackup.tasks.task import TargetKind, TaskRequest
 
@@ -610,6 +611,11 @@ def hold_task(db: Database, kind: TargetKind, target_id: int) -> int:
         return task.id
 
 
+def remote_storage(db: Database, kind: TargetKind, owner_id: int) -> None:
+    with db.session() as session:
+        session.add(RemoteStorage(owner_kind=kind.value, owner_id=owner_id, host="ftp.example.net", login="x"))
+
+
 def test_reseller_deletion_cascades_and_stops_tasks(fresh_server: Server) -> None:
     server = fresh_server
     reseller_id = int(add_reseller(server, "rita").findtext("id") or 0)
@@ -634,6 +640,9 @@ def test_reseller_deletion_cascades_and_stops_tasks(fresh_server: Server) -> Non
         "own-site": hold_task(db, TargetKind.WEBSPACE, sites["rita.test"]),
         "bystander": hold_task(db, TargetKind.CUSTOMER, bystander_id),
     }
+    for kind, owner_id in ((TargetKind.RESELLER, reseller_id), (TargetKind.CUSTOMER, customer_id),
+                           (TargetKind.WEBSPACE, sites["bob.test"]), (TargetKind.CUSTOMER, bystander_id)):  # fmt: skip
+        remote_storage(db, kind, owner_id)
     try:
         deleted = one(
             server.call(f"<packet><reseller><del><filter><id>{reseller_id}</id></filter></del></reseller></packet>"),
@@ -656,6 +665,9 @@ def test_reseller_deletion_cascades_and_stops_tasks(fresh_server: Server) -> Non
             assert all(task is not None for task in stopping.values())
             flags = {name: task.cancel_requested for name, task in stopping.items() if task is not None}
         assert flags == {"reseller": True, "customer": True, "webspace": True, "own-site": True, "bystander": False}
+        with db.session() as session:
+            left = [(row.owner_kind, row.owner_id) for row in session.scalars(select(RemoteStorage))]
+        assert left == [("customer", bystander_id)]
     finally:
         db.dispose()
 

@@ -34,7 +34,7 @@ from hostbackup.accounts.users import (
     check_text_lengths,
 )
 from hostbackup.config import Settings
-from hostbackup.db.tables import Mailbox, User, Webspace
+from hostbackup.db.tables import Mailbox, RemoteStorage, User, Webspace
 from hostbackup.errors import AlreadyExists, InvalidValue, NotFound
 from hostbackup.tasks.queue import stop_tasks_of
 
@@ -222,26 +222,36 @@ def delete_mailbox(session: Session, mail_root: Path, webspace: Webspace, mailbo
 
 
 def delete_webspaces(session: Session, webspaces: Sequence[Webspace], remove_content: ContentRoots | None) -> None:
-    """Delete webspaces (their mailboxes and the rest cascade) and stop their tasks."""
+    """Delete webspaces (mailboxes and databases cascade), stop their tasks, drop their FTP settings."""
     if not webspaces:
         return
     ids = [webspace.id for webspace in webspaces]
     names = [webspace.name for webspace in webspaces]
-    stop_tasks_of(session, "webspace", ids)
+    _release(session, "webspace", ids)
     session.execute(delete(Webspace).where(Webspace.id.in_(ids)))
     if remove_content is not None:
         _remove_after_commit(session, [path for name in names for path in remove_content.of(name)])
 
 
 def delete_account(session: Session, user: User, remove_content: ContentRoots | None) -> None:
-    """Delete a reseller or customer with everything below it (spec §5.0) and stop their tasks."""
+    """Delete a reseller or customer with everything below it (spec §5.0), as `delete_webspaces` does."""
     accounts = accounts_below(session, user)
     delete_webspaces(
         session, [webspace for account in accounts for webspace in webspaces_of(session, account.id)], remove_content
     )
     for role in (Role.RESELLER, Role.CUSTOMER):
-        stop_tasks_of(session, role.value, [account.id for account in accounts if account.kind == role.value])
+        _release(session, role.value, [account.id for account in accounts if account.kind == role.value])
     session.execute(delete(User).where(User.id.in_([account.id for account in accounts])))
+
+
+def _release(session: Session, kind: str, ids: list[int]) -> None:
+    """What a deleted target leaves behind outside foreign keys: its tasks stop, its FTP settings go.
+
+    Both refer to their target by (kind, id) — `kind` is a task target kind — so no cascade reaches them.
+    """
+    if ids:
+        stop_tasks_of(session, kind, ids)
+        session.execute(delete(RemoteStorage).where(RemoteStorage.owner_kind == kind, RemoteStorage.owner_id.in_(ids)))
 
 
 def _remove_after_commit(session: Session, paths: list[Path]) -> None:

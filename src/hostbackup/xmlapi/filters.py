@@ -5,7 +5,8 @@ repeated; each value is answered by its own `<result>`, in request order; an emp
 answers every object the caller can see; a value that matches nothing is one 1013 result; an
 operation that would answer nothing answers one bare `ok`. Operators supply only how to find
 objects for a value (`Selector`) and what to do with each object found; this module owns the
-loop, so the answer shapes cannot drift apart between operators.
+loop, so the answer shapes cannot drift apart between operators. The few readers that the
+operators' `add` requests share (owner references, optional fields) live here for the same reason.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Generic, TypeVar
 
 from hostbackup.errors import ApiError, InvalidValue, NotFound, NotSupported
 from hostbackup.xmlapi.context import Element
-from hostbackup.xmlapi.results import E, collapse, error, ok
+from hostbackup.xmlapi.results import E, child_text, collapse, error, ok
 
 POSITIVE_INT_RE = re.compile(r"\+?0*[1-9][0-9]*")
 
@@ -195,6 +196,15 @@ def owner_finders(
         return find
 
     return {kind: finder(kind) for kind in kinds}
+
+
+# --- readers shared by `add` operations --------------------------------------------------------
+
+
+def optional_fields(parent: Element, tags: Sequence[str]) -> dict[str, object]:
+    """Collapsed texts of the `tags` present, keyed by column name (`external-id` → `external_id`)."""
+    found = {tag: child_text(parent, tag) for tag in tags}
+    return {tag.replace("-", "_"): value for tag, value in found.items() if value is not None}
 
 
 def owner_reference(parent: Element, *, once: bool = False) -> tuple[str | None, str]:

@@ -24,7 +24,16 @@ from hostbackup.accounts.webspaces import content_to_remove, delete_account
 from hostbackup.db.tables import User
 from hostbackup.errors import InvalidValue, PermissionDenied
 from hostbackup.xmlapi.context import Context, Element, operation
-from hostbackup.xmlapi.filters import Filter, Keys, Selector, answer_each, child, owner_finders, owner_reference
+from hostbackup.xmlapi.filters import (
+    Filter,
+    Keys,
+    Selector,
+    answer_each,
+    child,
+    optional_fields,
+    owner_finders,
+    owner_reference,
+)
 from hostbackup.xmlapi.results import E, child_text, ok
 
 CONTACT_FIELDS = ("phone", "fax", "email", "address", "city", "state", "pcode", "country")
@@ -45,11 +54,8 @@ def read_new_account(info: Element) -> NewAccount:
     pname = child_text(info, "pname") or ""
     if not pname:
         raise InvalidValue("pname", pname)
-    fields: dict[str, object] = {"pname": pname, "locale": child_text(info, "locale") or DEFAULT_LOCALE}
-    for tag in OPTIONAL_FIELDS:
-        value = child_text(info, tag)
-        if value is not None:
-            fields[tag.replace("-", "_")] = value
+    fields = optional_fields(info, OPTIONAL_FIELDS)
+    fields.update(pname=pname, locale=child_text(info, "locale") or DEFAULT_LOCALE)
     status = child_text(info, "status")
     if status is not None:
         fields["status"] = check_status_value(status)

@@ -39,6 +39,7 @@ from hostbackup.xmlapi.filters import (
     Selector,
     answer_each,
     child,
+    optional_fields,
     owner_finders,
     owner_reference,
 )
@@ -72,10 +73,7 @@ def _read_setup(setup: Element) -> Setup:
     status = child_text(setup, "status")
     if status is not None:
         fields["status"] = check_status_value(status)
-    for tag in ("external-id", *DESCRIPTIONS):
-        value = child_text(setup, tag)
-        if value is not None:
-            fields[tag.replace("-", "_")] = value
+    fields.update(optional_fields(setup, ("external-id", *DESCRIPTIONS)))
     name = child_text(setup, "name") or ""
     return Setup(name, owner_key, owner_value, texts(setup, "ip_address"), fields)
 
