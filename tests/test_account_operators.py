@@ -17,8 +17,10 @@ from lxml import etree
 from sqlalchemy import select
 
 from harness import ADMIN_PASSWORD, Server, start_server
+from hostbackup.accounts.users import Caller, Role, create_user, ensure_admin, find_user
+from hostbackup.accounts.webspaces import ContentRoots, create_mailbox, create_webspace, delete_account
 from hostbackup.db.engine import Database
-from hostbackup.db.tables import RemoteStorage, Task
+from hostbackup.db.tables import Mailbox, RemoteStorage, Task, User
 from hostbackup.tasks import queue
 from hostbackup.tasks.task import TargetKind, TaskRequest
 
@@ -702,3 +704,28 @@ def test_unimplemented_operations_answer_1017(api: Server, packet: str) -> None:
     answer = api.call(packet)
     (operation,) = answer[0]
     assert_error(first_result(operation), 1017, "Operation is not supported.")
+
+
+def test_delete_account_cascades_on_both_databases(database: Database, tmp_path: Path) -> None:
+    """The accounts layer itself, on SQLite and PostgreSQL: one statement deletes a reseller's tree."""
+    admin = Caller(1, Role.ADMIN, "admin")
+    with database.session() as session:
+        ensure_admin(session, ADMIN_PASSWORD)
+        rita = create_user(session, role=Role.RESELLER, login="rita", password=PASSWORD, owner_id=1)
+        bob = create_user(session, role=Role.CUSTOMER, login="bob", password=PASSWORD, owner_id=rita.id)
+        site = create_webspace(session, tmp_path / "vhosts", name="bob.test", owner=bob)
+        create_mailbox(session, tmp_path / "mail", site, name="info")
+        ids = (rita.id, bob.id, site.id)
+    task_id = hold_task(database, TargetKind.WEBSPACE, ids[2])
+    with database.session() as session:
+        delete_account(
+            session,
+            find_user(session, admin, Role.RESELLER, login="rita"),
+            ContentRoots(tmp_path / "vhosts", tmp_path / "mail"),
+        )
+    with database.session() as session:
+        assert session.scalars(select(User.login)).all() == ["admin"]
+        assert session.scalars(select(Mailbox.id)).all() == []
+        task = session.get(Task, task_id)
+        assert task is not None and task.cancel_requested
+    assert not (tmp_path / "vhosts" / "bob.test").exists() and not (tmp_path / "mail" / "bob.test").exists()

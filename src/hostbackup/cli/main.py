@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hostbackup.cli import admin, backup, demo, serve, worker
+from hostbackup.cli import admin, backup, demo, serve, verify, worker
 from hostbackup.cli.customer import customer
 from hostbackup.cli.webspace import webspace
 from hostbackup.config import Settings
@@ -25,6 +25,7 @@ cli.add_command(admin.admin)
 cli.add_command(demo.demo)
 cli.add_command(worker.worker)
 cli.add_command(backup.backup)
+cli.add_command(verify.verify)
 cli.add_command(customer)
 cli.add_command(webspace)
 
