@@ -715,8 +715,8 @@ def test_delete_account_cascades_on_both_databases(database: Database, tmp_path:
         bob = create_user(session, role=Role.CUSTOMER, login="bob", password=PASSWORD, owner_id=rita.id)
         site = create_webspace(session, tmp_path / "vhosts", name="bob.test", owner=bob)
         create_mailbox(session, tmp_path / "mail", site, name="info")
-        ids = (rita.id, bob.id, site.id)
-    task_id = hold_task(database, TargetKind.WEBSPACE, ids[2])
+        site_id = site.id
+    task_id = hold_task(database, TargetKind.WEBSPACE, site_id)
     with database.session() as session:
         delete_account(
             session,
