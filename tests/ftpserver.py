@@ -82,6 +82,22 @@ def free_port_range(count: int = 20) -> tuple[int, int]:
     raise RuntimeError("no free range of passive ports on 127.0.0.1")
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` (vsftpd forks a session process, which forks its privileged helper)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
+
+
 @dataclass
 class FtpServer:
     """One running vsftpd; `root` is what the FTP user sees as `/`."""
@@ -157,10 +173,11 @@ class FtpServer:
         return "\n".join(texts)[-4000:]
 
     def stop(self) -> None:
-        """Kill the listener and every session process (they share the process group)."""
+        """Kill the listener and every session process it forked (sessions run in their own groups)."""
         if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            for pid in [*descendants(self.process.pid), self.process.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.process.wait(10)
         self.process = None
 

@@ -19,7 +19,9 @@ from hostbackup.tasks.worker import Worker
 PR_SET_PDEATHSIG = 1
 
 
-class Shutdown(Exception):
+class Shutdown(BaseException):
+    """Raised by SIGTERM/SIGINT in the main thread; a BaseException so no `except Exception` eats it."""
+
     def __init__(self) -> None:
         super().__init__("The service was shut down while the task ran.")
 
@@ -43,7 +45,9 @@ def worker(settings: Settings, log_level: str, supervised: bool) -> None:
     stop = threading.Event()
 
     def shutdown(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        # no threading primitives here: the main thread may hold their locks (deadlock)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise Shutdown  # interrupts a running job: it is failed with this reason and cleaned up
 
     signal.signal(signal.SIGTERM, shutdown)

@@ -66,15 +66,29 @@ def open_stream(paths: Sequence[Path]) -> BinaryIO:
 def parse_sums(data: bytes) -> dict[bytes, str]:
     """`sha256sum` output → {path: hex}; handles the `\\` escaped form for odd names."""
     sums = {}
-    for line in data.splitlines():
+    for line in filter(None, data.split(b"\n")):
         escaped = line.startswith(b"\\")
         if escaped:
             line = line[1:]
         digest, _, name = line.partition(b"  ")
-        if escaped:
-            name = name.replace(b"\\n", b"\n").replace(b"\\\\", b"\\")
-        sums[name] = digest.decode()
+        sums[_unescape(name) if escaped else name] = digest.decode()
     return sums
+
+
+_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("\\"): b"\\"}
+
+
+def _unescape(name: bytes) -> bytes:
+    """coreutils' escaping of odd names: `\\n`, `\\r`, `\\\\`, read left to right."""
+    out, index = bytearray(), 0
+    while index < len(name):
+        if name[index] == ord("\\") and index + 1 < len(name) and name[index + 1] in _ESCAPES:
+            out += _ESCAPES[name[index + 1]]
+            index += 2
+        else:
+            out.append(name[index])
+            index += 1
+    return bytes(out)
 
 
 @dataclass

@@ -326,7 +326,9 @@ class _FtpUpload:
         self._deliver(self._end_transfer, resent_by_resume=False)
         stored = self.storage.call("verify", lambda ftp: _size(ftp, self.part))
         if stored != self.total:
-            raise StorageError(f"{self.part} on {self.storage.endpoint.address} holds {stored} bytes, sent {self.total}")
+            raise StorageError(
+                f"{self.part} on {self.storage.endpoint.address} holds {stored} bytes, sent {self.total}"
+            )
         self.storage.call("rename", self._rename)
         return self.total
 
@@ -409,7 +411,9 @@ class _FtpUpload:
                 raise
         stored = _size(ftp, self.name)
         if stored != self.total:
-            raise StorageError(f"{self.name} on {self.storage.endpoint.address} holds {stored} bytes, sent {self.total}")
+            raise StorageError(
+                f"{self.name} on {self.storage.endpoint.address} holds {stored} bytes, sent {self.total}"
+            )
 
     def _explain(self, error: BaseException) -> StorageError:
         """The server's reason for a broken transfer, read from the control connection when it has one."""

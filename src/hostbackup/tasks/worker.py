@@ -127,12 +127,18 @@ class Worker:
             queue.complete(self.db, task.id, self.name, TaskState.STOPPED, **heartbeat.progress)
             return
         except Exception as exc:
-            log.warning("task %s failed: %s", task.id, exc)
-            self.discard(task)
-            queue.complete(self.db, task.id, self.name, TaskState.FAILED, error=str(exc) or type(exc).__name__)
+            self.fail(task, exc)
             return
+        except BaseException as exc:  # shutdown or Ctrl-C: record why, clean up, then let it end the worker
+            self.fail(task, exc)
+            raise
         if not queue.complete(self.db, task.id, self.name, TaskState.FINISHED, **(heartbeat.progress | fields)):
             self.discard(task)  # reaped or stopped meanwhile: what it made must not stay listed
+
+    def fail(self, task: Task, exc: BaseException) -> None:
+        log.warning("task %s failed: %s", task.id, exc)
+        self.discard(task)
+        queue.complete(self.db, task.id, self.name, TaskState.FAILED, error=str(exc) or type(exc).__name__)
 
     def loop(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
         while not stop.is_set():
