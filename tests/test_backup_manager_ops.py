@@ -375,3 +375,20 @@ def test_role_matrix_customers_and_resellers_reach_only_their_own(server: Server
     mine = result_of(bm(server, bodies["get-local-backup-list"], login=stranger.login, **CUSTOMER))
     assert len(mine.findall("backup")) == 2
     assert (server.home / "dumps" / "clients" / stranger.login / name).exists()
+
+
+def test_low_priority_runs_backups_at_nice_19_and_idle_io(slow_server: Server) -> None:
+    change = "<settings><low-priority>true</low-priority></settings>"
+    assert (
+        result_of(bm(slow_server, f"<set-server-wide-settings>{change}</set-server-wide-settings>")).findtext("status")
+        == "ok"
+    )
+    seeded = seed_customer(slow_server, "lowprio", ("lowprio.test",))
+    big_site(seeded.vhosts / "lowprio.test", 64)
+    task_id = start_backup(slow_server, packet("lowprio"))
+    pid = wait_until_running(slow_server, task_id)
+    nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    io_class = subprocess.run(["ionice", "-p", str(pid)], capture_output=True, text=True).stdout
+    assert nice == 19
+    assert io_class.startswith("idle")
+    result_of(bm(slow_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
