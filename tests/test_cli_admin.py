@@ -1,0 +1,23 @@
+"""`hostbackup admin set-password` changes the password a running server accepts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from harness import Server
+
+GET_PROTOS = "<packet><server><get_protos/></server></packet>"
+
+
+def test_set_password_takes_effect_on_the_running_server(fresh_server: Server) -> None:
+    assert fresh_server.call(GET_PROTOS).findtext("server/get_protos/result/status") == "ok"
+    command = [sys.executable, "-m", "hostbackup", "--home", str(fresh_server.home), "admin", "set-password",
+               "--password", "New-Admin-Pass-2"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert fresh_server.call(GET_PROTOS).findtext("system/errcode") == "1001"  # the old password
+    accepted = fresh_server.call(GET_PROTOS, password="New-Admin-Pass-2")
+    assert accepted.findtext("server/get_protos/result/status") == "ok"
+    short = subprocess.run([*command[:-1], "abc"], capture_output=True, text=True, timeout=60)
+    assert short.returncode != 0 and "5-255 characters" in short.stderr
