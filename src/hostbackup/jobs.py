@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from hostbackup.backup.runner import BackupJob
+from hostbackup.restore.runner import RestoreJob
 from hostbackup.tasks.worker import Job
 from hostbackup.xmlapi.context import Services
 
 
 def jobs_for(services: Services) -> dict[str, Job]:
-    return {"backup": BackupJob(services)}
+    return {"backup": BackupJob(services), "restore": RestoreJob(services)}
 
 
 def discard(services: Services, task: object) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hostbackup.cli import admin, backup, demo, serve, verify, worker
+from hostbackup.cli import admin, backup, demo, restore, serve, verify, worker
 from hostbackup.cli.customer import customer
 from hostbackup.cli.webspace import webspace
 from hostbackup.config import Settings
@@ -26,6 +26,7 @@ cli.add_command(demo.demo)
 cli.add_command(worker.worker)
 cli.add_command(backup.backup)
 cli.add_command(verify.verify)
+cli.add_command(restore.restore)
 cli.add_command(customer)
 cli.add_command(webspace)
 

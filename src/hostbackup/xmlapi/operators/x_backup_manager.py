@@ -2,15 +2,23 @@
 
 `get-task-progress` reports what a Plesk task record cannot carry: the internal state, bytes
 done and estimated, the webspace being archived, warnings and the error text. `verify` checks a
-backup's volumes against their metadata and, deep, every member against its checksum list.
+backup's volumes against their metadata and, deep, every member against its checksum list;
+`restore` queues a restore task (Plesk's XML API cannot restore at all).
 """
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from hostbackup.accounts.users import can_see_webspace
 from hostbackup.backup.catalog import Catalog
-from hostbackup.errors import NotFound
+from hostbackup.backup.metadata import BackupMeta
+from hostbackup.db.tables import Webspace
+from hostbackup.errors import InvalidValue, NotFound, PermissionDenied
 from hostbackup.restore.verify import verify_backup
-from hostbackup.storage.layout import owner_dir
+from hostbackup.storage.layout import Owner, owner_dir
+from hostbackup.tasks import queue
+from hostbackup.tasks.task import TaskRequest
 from hostbackup.xmlapi.context import Context, Element, operation
 from hostbackup.xmlapi.results import E, boolean, child_text, ok
 from hostbackup.xmlapi.selectors import find_task, resolve, selector_of
@@ -68,3 +76,60 @@ def verify(ctx: Context, request: Element) -> list[Element]:
             )
         )
     ]
+
+
+def _target_directory(ctx: Context, owner: Owner, text: str | None) -> str:
+    """A request's target directory, confined to `<home>/restores/<owner folder>/` (1019 otherwise)."""
+    if text is None:
+        return ""
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    if text.startswith("/") or ".." in parts or not parts or "\0" in text:
+        raise InvalidValue("target-directory", text)
+    base = owner_dir(ctx.settings.home / "restores", owner)
+    return str(base.joinpath(*parts))
+
+
+def _restorable_webspaces(ctx: Context, meta: BackupMeta, chosen: str | None, into_place: bool) -> list[str]:
+    if chosen is not None and chosen.lower() not in meta.webspaces:
+        raise NotFound("Webspace")
+    names = [chosen.lower()] if chosen else list(meta.webspaces)
+    for name in names if into_place else ():
+        webspace = ctx.session.scalar(select(Webspace).where(Webspace.name == name))
+        if webspace is not None and not can_see_webspace(ctx.session, ctx.caller, webspace):
+            raise PermissionDenied()
+    return names
+
+
+@operation(OPERATOR, "restore")
+def restore(ctx: Context, request: Element) -> list[Element]:
+    """Queue a restore task (whole backup, one webspace, one component or a path prefix)."""
+    target = resolve(ctx, selector_of(request))
+    catalog = Catalog(owner_dir(ctx.settings.dumps_root, target.owner))
+    name = child_text(request, "filename") or ""
+    meta = catalog.find(name)
+    if meta is None:
+        raise NotFound("File", f"The file {name} does not exist")
+    directory = _target_directory(ctx, target.owner, child_text(request, "target-directory"))
+    webspaces = _restorable_webspaces(ctx, meta, child_text(request, "webspace-name"), into_place=not directory)
+    options = {
+        "filename": meta.name,
+        "webspace": (child_text(request, "webspace-name") or "").lower(),
+        "component": child_text(request, "component") or "",
+        "path": child_text(request, "path") or "",
+        "target_directory": directory,
+        "overwrite": child_text(request, "conflict") == "overwrite",
+        "webspaces": webspaces,
+    }
+    task = queue.enqueue(
+        ctx.session,
+        TaskRequest(
+            target.owner.kind,
+            target.owner.id,
+            target.owner.name,
+            ctx.caller.id,
+            kind="restore",
+            description=f"restore of {meta.name}",
+            options=options,
+        ),
+    )
+    return [ok(E("task-id", task.id))]

@@ -1,0 +1,156 @@
+"""The restore job: verify the volumes, then stream the archive into place, member by member.
+
+Volumes are checked against their metadata before anything is written, so a truncated or
+damaged backup writes nothing. Then one pass over the stream routes each member: the
+configuration dump re-creates missing accounts, web files go to the webspace's folder, mail
+to its Maildirs, everything under a target directory when one is given. A failure half-way
+names the member and says what was already restored.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hostbackup.backup.catalog import Catalog
+from hostbackup.backup.config_dump import MEMBER_NAME
+from hostbackup.backup.runner import task_owner
+from hostbackup.db.tables import Task
+from hostbackup.restore.accounts import recreate
+from hostbackup.restore.extract import Extraction, RefusedMember, check_name
+from hostbackup.restore.reader import SUMS_NAME, open_stream, parse_sums
+from hostbackup.restore.verify import verify_backup
+from hostbackup.storage.layout import owner_dir
+from hostbackup.tasks.worker import Progress
+from hostbackup.xmlapi.context import Services
+
+COMPONENTS = ("files", "mail", "databases")
+
+
+class RestoreFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Route:
+    webspace: str
+    component: str  # files, mail or databases
+    relative: str  # below the component's root
+
+
+def route(name: str) -> Route | None:
+    """`domains/<webspace>/<component>/<rest>` → its parts; None for other members."""
+    parts = name.rstrip("/").split("/", 3)
+    if len(parts) < 3 or parts[0] != "domains" or parts[2] not in COMPONENTS:
+        return None
+    return Route(parts[1], parts[2], parts[3] if len(parts) == 4 else "")
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    filename: str
+    webspace: str = ""
+    component: str = ""
+    path: str = ""
+    target_directory: str = ""
+    overwrite: bool = False
+    webspaces: tuple[str, ...] = ()  # the webspaces this restore may write into (checked at request time)
+
+    @classmethod
+    def of(cls, task: Task) -> RestoreOptions:
+        values = {key: value for key, value in task.options.items() if key in cls.__dataclass_fields__}
+        values["webspaces"] = tuple(values.get("webspaces", ()))
+        return cls(**values)
+
+    def wants(self, name: str, where: Route) -> bool:
+        return (
+            where.webspace in self.webspaces
+            and (not self.webspace or where.webspace == self.webspace)
+            and (not self.component or where.component == self.component)
+            and name.startswith(self.path)
+        )
+
+
+class RestoreJob:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def run(self, task: Task, progress: Progress) -> dict[str, Any]:
+        options = RestoreOptions.of(task)
+        catalog = Catalog(owner_dir(self.services.settings.dumps_root, task_owner(task)))
+        meta = catalog.find(options.filename)
+        if meta is None:
+            raise RestoreFailed(f"the backup {options.filename} no longer exists")
+        report = verify_backup(catalog.directory, meta, deep=False)
+        if not report.intact:
+            raise RestoreFailed(f"nothing restored: {report.problem}")
+        progress(bytes_estimated=sum(volume.size for volume in meta.volumes), current_item=meta.name)
+        extraction = Extraction(overwrite=options.overwrite)
+        notes = self._stream(task, options, catalog.directory, [v.name for v in meta.volumes], extraction, progress)
+        return {"filename": meta.name, "warnings": notes, "current_item": ""}
+
+    def _stream(
+        self, task: Task, options: RestoreOptions, folder: Path, volumes: list[str], extraction: Extraction,
+        progress: Progress,
+    ) -> list[str]:  # fmt: skip
+        notes: list[str] = []
+        sums: dict[bytes, str] = {}
+        member_name = ""
+        try:
+            with (
+                open_stream([folder / name for name in volumes]) as stream,
+                tarfile.open(fileobj=stream, mode="r|") as archive,
+            ):
+                for member in archive:
+                    member_name = member.name
+                    data = archive.extractfile(member) if member.isfile() else None
+                    if member.name == MEMBER_NAME and data is not None:
+                        notes += self._accounts(task, options, data.read())
+                    elif member.name == SUMS_NAME and data is not None:
+                        sums = parse_sums(data.read())
+                    else:
+                        self._member(options, member, data, extraction)
+                    progress(bytes_done=extraction.written)
+            extraction.finish()
+        except (RefusedMember, tarfile.TarError, OSError, EOFError) as exc:
+            raise RestoreFailed(
+                f"restore stopped at {member_name or 'the start'}: {exc}; "
+                f"{extraction.written} entries were restored before it, the rest was not"
+            ) from exc
+        bad = [name for name, digest in extraction.digests.items()
+               if sums.get(name.encode("utf-8", "surrogateescape")) != digest]  # fmt: skip
+        if bad:
+            raise RestoreFailed(f"restored files do not match the backup's checksums: {', '.join(bad[:5])}")
+        notes += [f"refused link pointing outside the restore target: {link}" for link in extraction.refused_links]
+        notes.append(f"restored {extraction.written} entries, kept {extraction.kept} existing ones")
+        return notes
+
+    def _accounts(self, task: Task, options: RestoreOptions, info: bytes) -> list[str]:
+        if options.target_directory or options.component not in ("", "files", "mail"):
+            return []
+        settings = self.services.settings
+        wanted = {options.webspace} if options.webspace else set(options.webspaces)
+        with self.services.db.session() as session:
+            owner_id = task.target_id if task.target_kind in ("reseller", "customer") else None
+            done = recreate(session, settings.vhosts_root, settings.mail_root, info, wanted, owner_id)
+        return [done.summary()] if done.summary() else []
+
+    def _member(self, options: RestoreOptions, member: tarfile.TarInfo, data: Any, extraction: Extraction) -> None:
+        check_name(member.name)  # every member, even one this restore would skip
+        where = route(member.name)
+        if where is None or not options.wants(member.name, where):
+            return
+        if options.target_directory:
+            extraction.write(Path(options.target_directory), member.name, member, data)
+            return
+        settings = self.services.settings
+        if where.component == "files":
+            extraction.write(settings.vhosts_root / where.webspace, where.relative, member, data)
+        elif where.component == "mail":
+            extraction.write(settings.mail_root / where.webspace, where.relative, member, data)
+        # databases: restored into their servers by the database restore (see docs), not as files
+
+    def discard(self, task: Task) -> None:
+        """Nothing to remove: files are renamed into place one by one, never half-written."""

@@ -1,0 +1,251 @@
+"""Restore over the API: round trips, partial restores, conflicts, damaged and hostile backups."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import time
+from pathlib import Path
+
+import zstandard
+from lxml import etree
+
+from content import build_site, snapshot
+from harness import Server, bm, progress_of, result_of, seed_customer, start_backup, wait_for_task
+
+
+def backup(server: Server, login: str, split: int = 0) -> str:
+    body = (
+        f"<backup-customer><customer-login>{login}</customer-login><local/><description>r</description>"
+        f"<split-size>{split}</split-size></backup-customer>"
+    )
+    task_id = start_backup(server, body)
+    assert wait_for_task(server, task_id).findtext("status") == "finished"
+    return wait_for_task(server, task_id).findtext("filename") or ""
+
+
+def restore(server: Server, owner: str, name: str, extra: str = "", **kwargs: object) -> etree._Element:
+    body = (
+        f"<packet><x-backup-manager><restore><customer-login>{owner}</customer-login><filename>{name}</filename>"
+        f"{extra}</restore></x-backup-manager></packet>"
+    )
+    result = server.call(body, **kwargs).find("x-backup-manager/restore/result")  # type: ignore[arg-type]
+    assert result is not None
+    return result
+
+
+def run_restore(server: Server, owner: str, name: str, extra: str = "", **kwargs: object) -> etree._Element:
+    result = restore(server, owner, name, extra, **kwargs)
+    assert result.findtext("status") == "ok", etree.tostring(result)
+    task_id = int(result.findtext("task-id") or 0)
+    wait_for_task(server, task_id, **kwargs)
+    return progress_of(server, task_id)
+
+
+def delete_webspace(server: Server, name: str) -> None:
+    answer = server.call(f"<packet><webspace><del><filter><name>{name}</name></filter></del></webspace></packet>")
+    assert answer.findtext("webspace/del/result/status") == "ok", etree.tostring(answer)
+
+
+def test_wipe_and_restore_a_customer_byte_identical(server: Server, tmp_path: Path) -> None:
+    seeded = seed_customer(server, "phoenix", ("phoenix.test", "ashes.test"), ("info",))
+    for number, name in enumerate(seeded.webspaces):
+        build_site(seeded.vhosts / name, seed=number)
+        maildir = seeded.mail / name / "info"
+        (maildir / "cur" / f"1700000000.M1P{number}.host:2,RS").write_bytes(b"Subject: hi\r\n\r\nbody\r\n")
+        (maildir / "new" / f"1700000001.M2P{number}.host").write_bytes(b"Subject: new\r\n\r\n\xff\xfe binary\r\n")
+    before = {name: (snapshot(seeded.vhosts / name), snapshot(seeded.mail / name)) for name in seeded.webspaces}
+    name = backup(server, "phoenix", split=300)
+    for webspace in seeded.webspaces:
+        delete_webspace(server, webspace)
+        shutil.rmtree(seeded.vhosts / webspace, ignore_errors=True)
+        shutil.rmtree(seeded.mail / webspace, ignore_errors=True)
+    progress = run_restore(server, "phoenix", name)
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    warnings = " ".join(w.text or "" for w in progress.iter("warning"))
+    assert "re-created" in warnings and "phoenix.test" in warnings and "info@phoenix.test" in warnings
+    for webspace, (files, mail) in before.items():
+        link = b"httpdocs/link-absolute"  # points at /etc/hostname: reported, not re-created
+        assert files.pop(link)[0] == "link"
+        assert f"domains/{webspace}/files/httpdocs/link-absolute -> /etc/hostname" in warnings
+        assert snapshot(seeded.vhosts / webspace) == files
+        assert snapshot(seeded.mail / webspace) == mail
+    mailboxes = server.call(
+        f"<packet><mail><get_info><filter><site-id>{_webspace_id(server, 'phoenix.test')}</site-id></filter>"
+        "</get_info></mail></packet>"
+    )
+    assert [n.text for n in mailboxes.iter("name")] == ["info"]
+
+
+def _webspace_id(server: Server, name: str) -> str:
+    answer = server.call(
+        f"<packet><webspace><get><filter><name>{name}</name></filter><dataset><gen_info/></dataset></get></webspace></packet>"
+    )
+    return answer.findtext("webspace/get/result/id") or ""
+
+
+def test_partial_restores_webspace_component_path_and_target_directory(server: Server) -> None:
+    seeded = seed_customer(server, "parts", ("one.parts", "two.parts"), ("box",))
+    for number, name in enumerate(seeded.webspaces):
+        build_site(seeded.vhosts / name, seed=number)
+        (seeded.mail / name / "box" / "cur" / "1.msg:2,S").write_text("mail\n")
+    name = backup(server, "parts")
+    for webspace in seeded.webspaces:
+        shutil.rmtree(seeded.vhosts / webspace / "httpdocs")
+        (seeded.mail / webspace / "box" / "cur" / "1.msg:2,S").unlink()
+    # only the mail of one webspace
+    assert (
+        run_restore(
+            server, "parts", name, "<webspace-name>one.parts</webspace-name><component>mail</component>"
+        ).findtext("state")
+        == "finished"
+    )
+    assert (seeded.mail / "one.parts" / "box" / "cur" / "1.msg:2,S").read_text() == "mail\n"
+    assert not (seeded.mail / "two.parts" / "box" / "cur" / "1.msg:2,S").exists()
+    assert not (seeded.vhosts / "one.parts" / "httpdocs").exists()
+    # a path prefix
+    prefix = "<path>domains/two.parts/files/httpdocs/locked</path>"
+    assert run_restore(server, "parts", name, prefix).findtext("state") == "finished"
+    assert (seeded.vhosts / "two.parts" / "httpdocs" / "locked" / "inside.txt").read_text() == "x"
+    assert not (seeded.vhosts / "two.parts" / "httpdocs" / "index.php").exists()
+    # into a target directory, under the owner's restore area
+    progress = run_restore(server, "parts", name, "<target-directory>copy/here</target-directory>")
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    target = server.home / "restores" / "clients" / "parts" / "copy" / "here"
+    assert (target / "domains" / "one.parts" / "files" / "httpdocs" / "index.php").is_file()
+    assert not (seeded.vhosts / "one.parts" / "httpdocs").exists()  # the original place is untouched
+
+
+def test_conflict_policy_keep_or_overwrite(server: Server) -> None:
+    seeded = seed_customer(server, "conflict", ("conflict.test",))
+    build_site(seeded.vhosts / "conflict.test")
+    name = backup(server, "conflict")
+    index = seeded.vhosts / "conflict.test" / "httpdocs" / "index.php"
+    original = index.read_bytes()
+    index.write_text("changed after the backup")
+    assert run_restore(server, "conflict", name).findtext("state") == "finished"  # default: keep
+    assert index.read_text() == "changed after the backup"
+    assert run_restore(server, "conflict", name, "<conflict>overwrite</conflict>").findtext("state") == "finished"
+    assert index.read_bytes() == original
+
+
+def test_truncated_backup_restores_nothing(server: Server, tmp_path: Path) -> None:
+    seeded = seed_customer(server, "cutoff", ("cutoff.test",))
+    build_site(seeded.vhosts / "cutoff.test")
+    name = backup(server, "cutoff", split=256)
+    folder = server.home / "dumps" / "clients" / "cutoff"
+    last = sorted(folder.glob(f"{name.rsplit('.', 1)[0]}.0*"))[-1]
+    last.write_bytes(last.read_bytes()[:-50])
+    progress = run_restore(server, "cutoff", name, "<target-directory>out</target-directory>")
+    assert progress.findtext("state") == "failed"
+    assert "nothing restored" in (progress.findtext("error") or "") and last.name in (progress.findtext("error") or "")
+    assert not (server.home / "restores" / "clients" / "cutoff" / "out").exists()
+
+
+def _plant_backup(server: Server, login: str, members: list[tuple[tarfile.TarInfo, bytes]]) -> str:
+    """A crafted backup: a tar stream of our shape with hostile members, and valid metadata."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = b'<backup-info format="hostbackup/1" level="customer"><description/><accounts/></backup-info>'
+        first = tarfile.TarInfo("backup-info.xml")
+        first.size = len(info)
+        archive.addfile(first, io.BytesIO(info))
+        for member, data in members:
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    volume = zstandard.ZstdCompressor().compress(raw.getvalue())
+    folder = server.home / "dumps" / "clients" / login
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "hostile_2611260000.tar.zst"
+    (folder / name).write_bytes(volume)
+    meta = {
+        "format": "hostbackup-backup/1", "name": name, "owner_kind": "customer", "owner_id": None,
+        "owner_name": login, "created": int(time.time()), "description": "planted", "task_id": None,
+        "compression": "zstd", "options": {}, "members": 0, "content_bytes": 0, "webspaces": ["victim.test"],
+        "warnings": [], "volumes": [{"name": name, "size": len(volume), "sha256": hashlib.sha256(volume).hexdigest()}],
+    }  # fmt: skip
+    (folder / f"{name}.meta.json").write_text(json.dumps(meta))
+    return name
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.type, member.linkname, member.mode = kind, link, 0o644
+    return member
+
+
+def test_hostile_archives_are_refused_and_nothing_escapes(server: Server, tmp_path: Path) -> None:
+    seed_customer(server, "victim", ("victim.test",))
+    outside = server.home / "restores" / "clients" / "victim" / "escaped.txt"
+    cases = {
+        "dotdot": [(_member("domains/victim.test/files/../../../../escaped.txt"), b"evil")],
+        "absolute": [(_member("/tmp/hostbackup-absolute-escape.txt"), b"evil")],
+        "symlink-escape": [
+            (_member("domains/victim.test/files/link", tarfile.SYMTYPE, "../../../../../.."), b""),
+            (_member("domains/victim.test/files/link/escaped.txt"), b"evil"),
+        ],
+        "through-absolute-link": [
+            (_member("domains/victim.test/files/etc", tarfile.SYMTYPE, "/tmp"), b""),
+            (_member("domains/victim.test/files/etc/hostbackup-absolute-escape.txt"), b"evil"),
+        ],
+        "device": [(_member("domains/victim.test/files/null", tarfile.CHRTYPE), b"")],
+        "case-collision": [
+            (_member("domains/victim.test/files/Readme.txt"), b"one"),
+            (_member("domains/victim.test/files/README.txt"), b"two"),
+        ],
+    }
+    for label, members in cases.items():
+        name = _plant_backup(server, "victim", members)
+        progress = run_restore(server, "victim", name, f"<target-directory>{label}</target-directory>")
+        assert progress.findtext("state") == "failed", label
+        error = progress.findtext("error") or ""
+        assert any(member.name.lstrip("/") in error for member, _ in members), (label, error)
+        assert not outside.exists() and not Path("/tmp/hostbackup-absolute-escape.txt").exists(), label
+    # into the original place, too
+    name = _plant_backup(server, "victim", cases["dotdot"])
+    assert run_restore(server, "victim", name).findtext("state") == "failed"
+    assert not (server.home / "vhosts" / "escaped.txt").exists() and not (server.home / "escaped.txt").exists()
+
+
+def test_restore_request_errors_and_roles(server: Server) -> None:
+    seeded = seed_customer(server, "mine", ("mine.test",))
+    seed_customer(server, "yours", ("yours.test",))
+    build_site(seeded.vhosts / "mine.test")
+    name = backup(server, "mine")
+    as_mine = {"login": "mine", "password": "Customer-Pass-1"}
+    as_yours = {"login": "yours", "password": "Customer-Pass-1"}
+    assert restore(server, "mine", name, **as_yours).findtext("errcode") == "1013"
+    assert restore(server, "mine", "missing.tar.zst").findtext("errtext") == "The file missing.tar.zst does not exist"
+    assert restore(server, "mine", name, "<webspace-name>yours.test</webspace-name>").findtext("errcode") == "1013"
+    for bad in ("../up", "/etc", "a/../../b"):
+        answer = restore(server, "mine", name, f"<target-directory>{bad}</target-directory>")
+        assert answer.findtext("errcode") == "1019", bad
+    progress = run_restore(server, "mine", name, **as_mine)
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    task = result_of(
+        bm(server, f"<get-tasks-info><task-id>{progress.findtext('task-id')}</task-id></get-tasks-info>", **as_mine)
+    )
+    assert task.findtext("task/status") == "finished"
+    assert "kept" in " ".join(w.text or "" for w in progress.iter("warning"))  # existing files were kept
+
+
+def test_cli_restore_into_a_directory(server: Server, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    seeded = seed_customer(server, "clirest", ("clirest.test",))
+    build_site(seeded.vhosts / "clirest.test")
+    name = backup(server, "clirest", split=256)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "hostbackup", "--home", str(server.home), "restore", "customer:clirest", name,
+               "--component", "files", "--target-directory", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    restored = out / "domains" / "clirest.test" / "files"
+    expected = snapshot(seeded.vhosts / "clirest.test")
+    expected.pop(b"httpdocs/link-absolute")
+    assert snapshot(restored) == expected
+    assert "link-absolute -> /etc/hostname" in done.stderr
