@@ -83,14 +83,23 @@ def slow_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     running.stop()
 
 
-def test_stop_backup_stops_a_running_task_and_leaves_nothing(slow_server: Server) -> None:
+@pytest.fixture
+def stoppable_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Level 9: slow enough to catch a backup running, without level 19's long zstd jobs to drain."""
+    running = start_server(tmp_path / "home", env={"HOSTBACKUP_ZSTD_LEVEL": "9"})
+    yield running
+    running.stop()
+
+
+def test_stop_backup_stops_a_running_task_and_leaves_nothing(stoppable_server: Server) -> None:
+    slow_server = stoppable_server
     seeded = seed_customer(slow_server, "stopme", ("stopme.test",))
-    big_site(seeded.vhosts / "stopme.test", 256)
+    big_site(seeded.vhosts / "stopme.test", 512)
     task_id = start_backup(slow_server, packet("stopme", split=1024))
     wait_until_running(slow_server, task_id)
     answer = result_of(bm(slow_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
     assert answer.findtext("status") == "ok"
-    assert wait_for_task(slow_server, task_id, timeout=30).findtext("status") == "stopped"
+    assert wait_for_task(slow_server, task_id).findtext("status") == "stopped"
     folder = slow_server.home / "dumps" / "clients" / "stopme"
     assert list(folder.iterdir()) == []
     again = result_of(bm(slow_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))

@@ -14,16 +14,9 @@ import click
 from hostbackup.config import Settings
 from hostbackup.home import open_home
 from hostbackup.jobs import jobs_for
-from hostbackup.tasks.worker import Worker
+from hostbackup.tasks.worker import Interrupted, Worker
 
 PR_SET_PDEATHSIG = 1
-
-
-class Shutdown(BaseException):
-    """Raised by SIGTERM/SIGINT in the main thread; a BaseException so no `except Exception` eats it."""
-
-    def __init__(self) -> None:
-        super().__init__("The service was shut down while the task ran.")
 
 
 def _terminate_with_parent() -> None:
@@ -43,15 +36,18 @@ def worker(settings: Settings, log_level: str, supervised: bool) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     services = open_home(settings, announce=lambda _text: None)
     stop = threading.Event()
+    runner = Worker(services.db, jobs_for(services), lease_seconds=settings.lease_seconds)
 
     def shutdown(_signum: int, _frame: FrameType | None) -> None:
-        # no threading primitives here: the main thread may hold their locks (deadlock)
+        # No locks here (the main thread may hold them). The flag ends the loop and the job even if
+        # the exception lands somewhere that swallows it (a finaliser); the exception cuts waits short.
+        # Later signals are ignored so that they cannot interrupt the cleanup of the task.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise Shutdown  # interrupts a running job: it is failed with this reason and cleaned up
+        runner.interrupt()
+        raise Interrupted
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    runner = Worker(services.db, jobs_for(services), lease_seconds=settings.lease_seconds)
-    with contextlib.suppress(Shutdown):
+    with contextlib.suppress(Interrupted):
         runner.loop(stop)

@@ -28,6 +28,16 @@ class TaskStopped(Exception):
     """Raised inside a job when its task was stopped (stop-backup, account deleted)."""
 
 
+class Interrupted(BaseException):
+    """The worker is shutting down (SIGTERM): the running task fails with this text, then the loop ends.
+
+    A BaseException, so that no `except Exception` in a job swallows it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("The service was shut down while the task ran.")
+
+
 Progress = Callable[..., None]
 
 
@@ -52,6 +62,7 @@ class Heartbeat:
     worker: str
     lease_seconds: float
     progress: dict[str, Any] = field(default_factory=dict)
+    interrupted: Callable[[], bool] = lambda: False
     stopped: threading.Event = field(default_factory=threading.Event)
     _done: threading.Event = field(default_factory=threading.Event)
 
@@ -59,6 +70,8 @@ class Heartbeat:
         self.progress.update(fields)
         if self.stopped.is_set():
             raise TaskStopped
+        if self.interrupted():
+            raise Interrupted
 
     def beat(self) -> None:
         try:
@@ -89,6 +102,11 @@ class Worker:
         self.jobs = jobs
         self.lease_seconds = lease_seconds
         self.name = name or worker_name()
+        self.shutting_down = False
+
+    def interrupt(self) -> None:
+        """Ask the loop and the running job to end. Safe in a signal handler: sets a flag, takes no lock."""
+        self.shutting_down = True
 
     def reap(self) -> None:
         """Fail the tasks of dead workers and clean up after them."""
@@ -115,7 +133,7 @@ class Worker:
 
     def execute(self, task: Task) -> None:
         job = self.jobs[task.kind]
-        heartbeat = Heartbeat(self.db, task.id, self.name, self.lease_seconds)
+        heartbeat = Heartbeat(self.db, task.id, self.name, self.lease_seconds, interrupted=lambda: self.shutting_down)
         try:
             with heartbeat:
                 fields = job.run(task, heartbeat.report)
@@ -141,7 +159,7 @@ class Worker:
         queue.complete(self.db, task.id, self.name, TaskState.FAILED, error=str(exc) or type(exc).__name__)
 
     def loop(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
-        while not stop.is_set():
+        while not stop.is_set() and not self.shutting_down:
             try:
                 self.reap()
                 if not self.run_once():
