@@ -3,7 +3,8 @@
 Volumes are checked against their metadata before anything is written, so a truncated or
 damaged backup writes nothing. Then one pass over the stream routes each member: the
 configuration dump re-creates missing accounts, web files go to the webspace's folder, mail
-to its Maildirs, everything under a target directory when one is given. A failure half-way
+to its Maildirs, database dumps into their servers, everything under a target directory when
+one is given. A failure half-way
 names the member and says what was already restored.
 """
 
@@ -14,11 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.config_dump import MEMBER_NAME
 from hostbackup.backup.runner import task_owner
 from hostbackup.db.tables import Task
+from hostbackup.errors import ApiError
+from hostbackup.restore import databases
 from hostbackup.restore.accounts import recreate
+from hostbackup.restore.databases import DatabaseRestoreFailed
 from hostbackup.restore.extract import Extraction, RefusedMember, check_name
 from hostbackup.restore.reader import SUMS_NAME, open_stream, parse_sums
 from hostbackup.restore.verify import verify_backup
@@ -97,6 +103,7 @@ class RestoreJob:
     ) -> list[str]:  # fmt: skip
         notes: list[str] = []
         sums: dict[bytes, str] = {}
+        info: etree._Element | None = None
         member_name = ""
         try:
             with (
@@ -107,14 +114,16 @@ class RestoreJob:
                     member_name = member.name
                     data = archive.extractfile(member) if member.isfile() else None
                     if member.name == MEMBER_NAME and data is not None:
-                        notes += self._accounts(task, options, data.read())
+                        raw = data.read()
+                        info = etree.fromstring(raw)
+                        notes += self._accounts(task, options, raw)
                     elif member.name == SUMS_NAME and data is not None:
                         sums = parse_sums(data.read())
                     else:
-                        self._member(options, member, data, extraction)
+                        notes += self._member(options, member, data, extraction, info)
                     progress(bytes_done=extraction.written)
             extraction.finish()
-        except (RefusedMember, tarfile.TarError, OSError, EOFError) as exc:
+        except (RefusedMember, DatabaseRestoreFailed, ApiError, tarfile.TarError, OSError, EOFError) as exc:
             raise RestoreFailed(
                 f"restore stopped at {member_name or 'the start'}: {exc}; "
                 f"{extraction.written} entries were restored before it, the rest was not"
@@ -137,20 +146,34 @@ class RestoreJob:
             done = recreate(session, settings.vhosts_root, settings.mail_root, info, wanted, owner_id)
         return [done.summary()] if done.summary() else []
 
-    def _member(self, options: RestoreOptions, member: tarfile.TarInfo, data: Any, extraction: Extraction) -> None:
+    def _member(
+        self, options: RestoreOptions, member: tarfile.TarInfo, data: Any, extraction: Extraction,
+        info: etree._Element | None,
+    ) -> list[str]:  # fmt: skip
+        """Write one member where it belongs; returns notes for the report."""
         check_name(member.name)  # every member, even one this restore would skip
         where = route(member.name)
         if where is None or not options.wants(member.name, where):
-            return
+            return []
+        settings = self.services.settings
         if options.target_directory:
             extraction.write(Path(options.target_directory), member.name, member, data)
-            return
-        settings = self.services.settings
-        if where.component == "files":
+        elif where.component == "files":
             extraction.write(settings.vhosts_root / where.webspace, where.relative, member, data)
         elif where.component == "mail":
             extraction.write(settings.mail_root / where.webspace, where.relative, member, data)
-        # databases: restored into their servers by the database restore (see docs), not as files
+        elif data is not None and where.relative.endswith(".sql"):
+            return [self._database(where, data, info, overwrite=options.overwrite)]
+        return []
+
+    def _database(self, where: Route, dump: Any, info: etree._Element | None, *, overwrite: bool) -> str:
+        name = where.relative.removesuffix(".sql")
+        with self.services.db.session() as session:
+            target = databases.locate(session, self.services.vault, info, where.webspace, name)
+        if not databases.prepare(target, overwrite=overwrite):
+            return f"database {name} kept: it already holds tables (restore with overwrite to replace it)"
+        databases.load(target, dump)
+        return f"database {name} restored into {target.access}"
 
     def discard(self, task: Task) -> None:
         """Nothing to remove: files are renamed into place one by one, never half-written."""

@@ -1,0 +1,53 @@
+"""Round trip with real database servers: back up, wipe everything, restore, compare every row."""
+
+from __future__ import annotations
+
+import shutil
+
+from lxml import etree
+
+from content import build_site, snapshot
+from dbservers import DbServerHandle, add_db, register
+from harness import Server, seed_customer
+from test_databases import MARIA_ROWS, MARIA_SCHEMA, PG_ROWS, PG_SCHEMA, api, back_up, maria, pg  # noqa: F401
+from test_restore import delete_webspace, run_restore
+
+
+def test_wipe_and_restore_files_mail_and_databases(api: Server, pg: DbServerHandle, maria: DbServerHandle) -> None:  # noqa: F811
+    pg_id, maria_id = register(api, pg), register(api, maria)
+    seeded = seed_customer(api, "roundtrip", ("round.example",), ("info",))
+    webspace_id = seeded.webspaces["round.example"]
+    for name, db_type, server_id in (("rt_shop", "postgresql", pg_id), ("rt_blog", "mysql", maria_id)):
+        assert add_db(api, webspace_id, name, db_type, server_id).findtext("status") == "ok"
+    pg.sql("rt_shop", PG_SCHEMA)
+    maria.sql("rt_blog", MARIA_SCHEMA)
+    build_site(seeded.vhosts / "round.example")
+    (seeded.mail / "round.example" / "info" / "cur" / "1700000000.M1P1.host:2,RS").write_bytes(
+        b"Subject: x\r\n\r\nhi\r\n"
+    )
+    rows = (pg.sql("rt_shop", PG_ROWS), maria.sql("rt_blog", MARIA_ROWS))
+    files, mail = snapshot(seeded.vhosts / "round.example"), snapshot(seeded.mail / "round.example")
+    task = back_up(api, "roundtrip")
+    assert task.findtext("status") == "finished", etree.tostring(task).decode()
+    name = task.findtext("filename") or ""
+    # wipe: the databases on their servers, the webspace with its registrations, all content
+    pg.drop_database("rt_shop")
+    maria.drop_database("rt_blog")
+    delete_webspace(api, "round.example")
+    shutil.rmtree(seeded.vhosts / "round.example")
+    shutil.rmtree(seeded.mail / "round.example")
+    progress = run_restore(api, "roundtrip", name)
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    notes = " ".join(w.text or "" for w in progress.iter("warning"))
+    assert "database rt_shop restored" in notes and "database rt_blog restored" in notes
+    assert (pg.sql("rt_shop", PG_ROWS), maria.sql("rt_blog", MARIA_ROWS)) == rows
+    files.pop(b"httpdocs/link-absolute")  # points outside: reported, not re-created
+    assert snapshot(seeded.vhosts / "round.example") == files
+    assert snapshot(seeded.mail / "round.example") == mail
+    # keep leaves a database with tables alone; overwrite replaces it
+    pg.sql("rt_shop", "UPDATE items SET label = 'changed' WHERE id = 1")
+    kept = run_restore(api, "roundtrip", name, "<component>databases</component>")
+    assert "database rt_shop kept" in " ".join(w.text or "" for w in kept.iter("warning"))
+    assert "changed" in pg.sql("rt_shop", PG_ROWS)
+    run_restore(api, "roundtrip", name, "<component>databases</component><conflict>overwrite</conflict>")
+    assert pg.sql("rt_shop", PG_ROWS) == rows[0]
