@@ -17,7 +17,6 @@ import logging
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -300,8 +299,3 @@ def delete_database(session: Session, record: HostedDatabase) -> None:
     """Unregister a database; its data on the server is left alone (spec §5.6 leaves it open)."""
     session.delete(record)
     session.flush()
-
-
-def servers_by_id(session: Session, records: list[HostedDatabase]) -> Mapping[int, DbServer]:
-    ids = {record.db_server_id for record in records}
-    return {server.id: server for server in session.scalars(select(DbServer).where(DbServer.id.in_(ids)))}
