@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hostbackup and its test suite need, only when something is missing.
 set -euo pipefail
-packages=(python3 python3-venv zstd tar coreutils curl postgresql postgresql-client mariadb-server mariadb-client util-linux)
+packages=(python3 python3-venv zstd tar coreutils curl postgresql postgresql-client mariadb-server mariadb-client util-linux vsftpd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -20,4 +20,8 @@ fi
 # Likewise MariaDB: the tests run private servers, and the seeded DB server is localhost:3306.
 if dpkg -s mariadb-server >/dev/null 2>&1; then
   $sudo systemctl disable --now mariadb >/dev/null 2>&1 || $sudo service mariadb stop >/dev/null 2>&1 || true
+fi
+# The tests run private vsftpd instances on their own ports; the distribution's service is not needed.
+if dpkg -s vsftpd >/dev/null 2>&1; then
+  $sudo systemctl disable --now vsftpd >/dev/null 2>&1 || $sudo service vsftpd stop >/dev/null 2>&1 || true
 fi

@@ -8,6 +8,7 @@ import click
 
 from hostbackup.cli import admin, backup, demo, restore, serve, verify, worker
 from hostbackup.cli.customer import customer
+from hostbackup.cli.ftp import ftp_check
 from hostbackup.cli.webspace import webspace
 from hostbackup.config import Settings
 
@@ -29,6 +30,7 @@ cli.add_command(verify.verify)
 cli.add_command(restore.restore)
 cli.add_command(customer)
 cli.add_command(webspace)
+cli.add_command(ftp_check)
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ class FtpEndpoint:
         return f"{scheme}://{self.login}@{self.address}/{self.directory.lstrip('/')}"
 
 
-class _SessionReusingFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 (mirrors the stdlib name)
+class _SessionReusingFTP_TLS(ftplib.FTP_TLS):
     """FTP_TLS whose data connections resume the control connection's TLS session."""
 
     def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
@@ -217,7 +217,8 @@ class FtpStorage:
     # -- the Storage protocol ---------------------------------------------------------------------
 
     def open_write(self, name: str) -> _FtpUpload:
-        return _FtpUpload(self, name)
+        """A stream on a control connection of its own, so this storage stays usable meanwhile."""
+        return _FtpUpload(FtpStorage(self.endpoint, policy=self.policy, timeout=self.timeout), name)
 
     def write(self, name: str, source: BinaryIO) -> int:
         return copy_into(self.open_write(name), source)
@@ -330,6 +331,7 @@ class _FtpUpload:
                 f"{self.part} on {self.storage.endpoint.address} holds {stored} bytes, sent {self.total}"
             )
         self.storage.call("rename", self._rename)
+        self.storage.close()
         return self.total
 
     def abort(self) -> None:
@@ -337,6 +339,7 @@ class _FtpUpload:
         self._reset()
         with contextlib.suppress(StorageError):
             self.storage.attempt("cleanup", FtpStorage._deleter(self.part))
+        self.storage.close()
 
     # -- internals ------------------------------------------------------------------------------
 

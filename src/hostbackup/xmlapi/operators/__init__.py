@@ -6,6 +6,7 @@ from hostbackup.xmlapi.operators import (
     database,
     db_server,
     mail,
+    remote_storage,
     reseller,
     secret_key,
     server,
@@ -16,3 +17,4 @@ from hostbackup.xmlapi.operators import (
 __all__ = ["backup_manager", "server", "x_backup_manager"]
 __all__ += ["customer", "mail", "reseller", "secret_key", "webspace"]
 __all__ += ["database", "db_server"]
+__all__ += ["remote_storage"]
