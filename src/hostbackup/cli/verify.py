@@ -3,41 +3,68 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
 
-from hostbackup.backup.catalog import Catalog
 from hostbackup.config import Settings
+from hostbackup.db.tables import User, Webspace
+from hostbackup.errors import ApiError
+from hostbackup.home import open_home
+from hostbackup.restore.sources import VolumeSource, volume_source
 from hostbackup.restore.verify import verify_backup
-from hostbackup.storage.layout import Owner, owner_dir
+from hostbackup.storage.layout import Owner
 from hostbackup.tasks.task import TargetKind
+from hostbackup.xmlapi.context import Services
+
+OWNER_HELP = "server, reseller:LOGIN, customer:LOGIN or webspace:NAME"
 
 
-def parse_owner(text: str) -> Owner:
-    """`server`, `reseller:LOGIN`, `customer:LOGIN` or `webspace:NAME`."""
+def parse_owner(services: Services, text: str) -> Owner:
+    """An owner from `server`, `reseller:LOGIN`, `customer:LOGIN` or `webspace:NAME`.
+
+    The id is looked up when the account still exists; a deleted account's storage stays reachable.
+    """
     kind, _, name = text.partition(":")
     try:
         target = TargetKind(kind)
     except ValueError:
-        raise click.BadParameter(f"{text!r}: use server, reseller:LOGIN, customer:LOGIN or webspace:NAME") from None
+        raise click.BadParameter(f"{text!r}: use {OWNER_HELP}") from None
     if (target is TargetKind.SERVER) != (name == ""):
         raise click.BadParameter(f"{text!r}: a name goes with reseller, customer and webspace only")
-    return Owner(target, None, name)
+    with services.db.session() as session:
+        if target is TargetKind.WEBSPACE:
+            found = session.scalar(select(Webspace.id).where(Webspace.name == name))
+        elif target is TargetKind.SERVER:
+            found = None
+        else:
+            found = session.scalar(select(User.id).where(User.login == name, User.kind == target.value))
+    return Owner(target, found, name)
+
+
+def open_source(services: Services, owner: Owner, remote: bool) -> VolumeSource:
+    try:
+        with services.db.session() as session:
+            return volume_source(services, session, owner, remote=remote)
+    except (ApiError, ValueError) as exc:
+        raise click.ClickException(getattr(exc, "text", str(exc))) from None
 
 
 @click.command()
 @click.argument("owner")
 @click.argument("filename")
+@click.option("--remote", is_flag=True, help="Read the backup from the owner's FTP storage.")
 @click.option("--deep", is_flag=True, help="Also decompress and check every member against SHA256SUMS.")
 @click.pass_obj
-def verify(settings: Settings, owner: str, filename: str, deep: bool) -> None:
+def verify(settings: Settings, owner: str, filename: str, remote: bool, deep: bool) -> None:
     """Check backup FILENAME of OWNER (server, reseller:LOGIN, customer:LOGIN, webspace:NAME)."""
+    services = open_home(settings, announce=lambda _text: None)
+    source = open_source(services, parse_owner(services, owner), remote)
     try:
-        catalog = Catalog(owner_dir(settings.dumps_root, parse_owner(owner)))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    meta = catalog.find(filename)
-    if meta is None:
-        raise click.ClickException(f"The file {filename} does not exist")
-    report = verify_backup(catalog.directory, meta, deep=deep)
+        meta = source.find(filename)
+        if meta is None:
+            raise click.ClickException(f"The file {filename} does not exist")
+        report = verify_backup(source, meta, deep=deep)
+    finally:
+        source.close()
     if not report.intact:
         raise click.ClickException(f"{report.backup}: {report.problem}")
     members = f", {report.members} members" if deep else ""

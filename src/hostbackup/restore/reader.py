@@ -19,18 +19,29 @@ from typing import IO, BinaryIO
 import zstandard
 
 from hostbackup.backup.config_dump import MEMBER_NAME
+from hostbackup.backup.volumes import Volume
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 SUMS_NAME = "SHA256SUMS"
 CHUNK = 1024 * 1024
 
 
-class ConcatenatedReader(io.RawIOBase):
-    """The volumes as one readable stream."""
+class VolumeMismatch(OSError):
+    """A volume's bytes do not match the SHA-256 its metadata records."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, volume: str) -> None:
+        super().__init__(f"volume {volume} does not match its SHA-256")
+        self.volume = volume
+
+
+class ConcatenatedReader(io.RawIOBase):
+    """The volumes as one readable stream; with `expected`, each volume is checked as it ends."""
+
+    def __init__(self, paths: Sequence[Path], expected: Sequence[Volume] = ()) -> None:
         self._paths = list(paths)
+        self._expected = list(expected)
         self._handle: io.BufferedReader | None = None
+        self._digest = hashlib.sha256()
 
     def readable(self) -> bool:
         return True
@@ -41,11 +52,18 @@ class ConcatenatedReader(io.RawIOBase):
                 if not self._paths:
                     return 0
                 self._handle = self._paths.pop(0).open("rb")
+                self._digest = hashlib.sha256()
             count: int = self._handle.readinto(buffer)
             if count:
+                if self._expected:
+                    self._digest.update(memoryview(buffer)[:count])
                 return count
             self._handle.close()
             self._handle = None
+            if self._expected:
+                volume = self._expected.pop(0)
+                if self._digest.hexdigest() != volume.sha256:
+                    raise VolumeMismatch(volume.name)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -53,14 +71,16 @@ class ConcatenatedReader(io.RawIOBase):
         super().close()
 
 
-def open_stream(paths: Sequence[Path]) -> BinaryIO:
-    """The tar stream of a backup: decompressed when the first volume starts with zstd's magic."""
-    with paths[0].open("rb") as first:
-        compressed = first.read(4) == ZSTD_MAGIC
-    raw = io.BufferedReader(ConcatenatedReader(paths), CHUNK)
-    if not compressed:
+def decompressed(raw: io.BufferedReader) -> BinaryIO:
+    """The tar stream inside `raw`: decompressed when it starts with zstd's magic."""
+    if raw.peek(len(ZSTD_MAGIC))[: len(ZSTD_MAGIC)] != ZSTD_MAGIC:
         return raw
     return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+
+
+def open_stream(paths: Sequence[Path]) -> BinaryIO:
+    """The tar stream of volume files, in order."""
+    return decompressed(io.BufferedReader(ConcatenatedReader(paths), CHUNK))
 
 
 def parse_sums(data: bytes) -> dict[bytes, str]:
@@ -109,11 +129,16 @@ def _digest(stream: IO[bytes]) -> str:
 
 
 def check_archive(paths: Sequence[Path]) -> ArchiveCheck:
+    return check_stream(open_stream(paths))
+
+
+def check_stream(tar_stream: BinaryIO) -> ArchiveCheck:
+    """Read a whole tar stream, hashing members and comparing with its SHA256SUMS member."""
     result = ArchiveCheck()
     digests: dict[bytes, str] = {}
     sums: bytes | None = None
     try:
-        with open_stream(paths) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
+        with tar_stream as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
                 result.members += 1
                 extracted = archive.extractfile(member) if member.isfile() else None
@@ -126,6 +151,8 @@ def check_archive(paths: Sequence[Path]) -> ArchiveCheck:
                     digests[member.name.encode()] = hashlib.sha256(result.info).hexdigest()
                 else:
                     digests[member.name.encode("utf-8", "surrogateescape")] = _digest(extracted)
+    except VolumeMismatch:
+        raise  # the caller names the volume
     except (tarfile.ReadError, EOFError) as exc:
         result.problem = f"the archive ends early ({exc})"
         return result

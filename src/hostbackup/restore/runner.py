@@ -10,6 +10,7 @@ names the member and says what was already restored.
 
 from __future__ import annotations
 
+import io
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 
 from lxml import etree
 
-from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.config_dump import MEMBER_NAME
+from hostbackup.backup.metadata import BackupMeta
 from hostbackup.backup.runner import task_owner
 from hostbackup.db.tables import Task
 from hostbackup.errors import ApiError
@@ -26,9 +27,9 @@ from hostbackup.restore import databases
 from hostbackup.restore.accounts import recreate
 from hostbackup.restore.databases import DatabaseRestoreFailed
 from hostbackup.restore.extract import Extraction, RefusedMember, check_name
-from hostbackup.restore.reader import SUMS_NAME, open_stream, parse_sums
+from hostbackup.restore.reader import CHUNK, SUMS_NAME, decompressed, parse_sums
+from hostbackup.restore.sources import VolumeSource, volume_source
 from hostbackup.restore.verify import verify_backup
-from hostbackup.storage.layout import owner_dir
 from hostbackup.tasks.worker import Progress
 from hostbackup.xmlapi.context import Services
 
@@ -62,6 +63,7 @@ class RestoreOptions:
     path: str = ""
     target_directory: str = ""
     overwrite: bool = False
+    remote: bool = False
     webspaces: tuple[str, ...] = ()  # the webspaces this restore may write into (checked at request time)
 
     @classmethod
@@ -85,43 +87,54 @@ class RestoreJob:
 
     def run(self, task: Task, progress: Progress) -> dict[str, Any]:
         options = RestoreOptions.of(task)
-        catalog = Catalog(owner_dir(self.services.settings.dumps_root, task_owner(task)))
-        meta = catalog.find(options.filename)
-        if meta is None:
-            raise RestoreFailed(f"the backup {options.filename} no longer exists")
-        report = verify_backup(catalog.directory, meta, deep=False)
-        if not report.intact:
-            raise RestoreFailed(f"nothing restored: {report.problem}")
-        progress(bytes_estimated=sum(volume.size for volume in meta.volumes), current_item=meta.name)
-        extraction = Extraction(overwrite=options.overwrite)
-        notes = self._stream(task, options, catalog.directory, [v.name for v in meta.volumes], extraction, progress)
+        with self.services.db.session() as session:
+            source = volume_source(self.services, session, task_owner(task), remote=options.remote)
+        try:
+            meta = source.find(options.filename)
+            if meta is None:
+                raise RestoreFailed(f"the backup {options.filename} no longer exists")
+            self._vouch(source, meta, remote=options.remote)
+            progress(bytes_estimated=sum(volume.size for volume in meta.volumes), current_item=meta.name)
+            extraction = Extraction(overwrite=options.overwrite)
+            notes = self._stream(task, options, source.open(meta), extraction, progress)
+        finally:
+            source.close()
         return {"filename": meta.name, "warnings": notes, "current_item": ""}
 
+    @staticmethod
+    def _vouch(source: VolumeSource, meta: BackupMeta, *, remote: bool) -> None:
+        """Check the volumes before writing anything: all of them locally; sizes only over FTP, where
+        each volume's SHA-256 is checked as it streams (reading it twice would double the transfer)."""
+        sized = source.size_problem(meta)
+        problem = sized[1] if sized else ""
+        if not problem and not remote:
+            problem = verify_backup(source, meta, deep=False).problem
+        if problem:
+            raise RestoreFailed(f"nothing restored: {problem}")
+
     def _stream(
-        self, task: Task, options: RestoreOptions, folder: Path, volumes: list[str], extraction: Extraction,
-        progress: Progress,
-    ) -> list[str]:  # fmt: skip
+        self, task: Task, options: RestoreOptions, raw: io.BufferedReader, extraction: Extraction, progress: Progress
+    ) -> list[str]:
         notes: list[str] = []
         sums: dict[bytes, str] = {}
         info: etree._Element | None = None
         member_name = ""
         try:
-            with (
-                open_stream([folder / name for name in volumes]) as stream,
-                tarfile.open(fileobj=stream, mode="r|") as archive,
-            ):
+            with decompressed(raw) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
                 for member in archive:
                     member_name = member.name
                     data = archive.extractfile(member) if member.isfile() else None
                     if member.name == MEMBER_NAME and data is not None:
-                        raw = data.read()
-                        info = etree.fromstring(raw)
-                        notes += self._accounts(task, options, raw)
+                        document = data.read()
+                        info = etree.fromstring(document)
+                        notes += self._accounts(task, options, document)
                     elif member.name == SUMS_NAME and data is not None:
                         sums = parse_sums(data.read())
                     else:
                         notes += self._member(options, member, data, extraction, info)
                     progress(bytes_done=extraction.written)
+                while raw.read(CHUNK):  # the padding after the archive: every volume's checksum gets checked
+                    pass
             extraction.finish()
         except (RefusedMember, DatabaseRestoreFailed, ApiError, tarfile.TarError, OSError, EOFError) as exc:
             raise RestoreFailed(

@@ -1,18 +1,16 @@
 """Verifying a backup: every volume's size and SHA-256 against the metadata, and (deep) every
 member against the archive's own checksum list. The first bad volume or member is named, so an
-operator knows which file to fetch again.
+operator knows which file to fetch again. Works on local and FTP storage alike.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from hostbackup.backup.metadata import BackupMeta
-from hostbackup.restore.reader import check_archive
-
-CHUNK = 1024 * 1024
+from hostbackup.restore.reader import CHUNK, VolumeMismatch, check_stream, decompressed
+from hostbackup.restore.sources import VolumeSource
+from hostbackup.storage.base import StorageError
 
 
 @dataclass(frozen=True)
@@ -29,33 +27,23 @@ class VerifyReport:
         return not self.problem
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_backup(directory: Path, meta: BackupMeta, *, deep: bool) -> VerifyReport:
-    paths = [directory / volume.name for volume in meta.volumes]
-    for volume, path in zip(meta.volumes, paths, strict=True):
-        try:
-            size = path.stat().st_size
-        except OSError:
-            return VerifyReport(
-                meta.name, len(paths), problem=f"volume {volume.name} is missing", bad_volume=volume.name
-            )
-        if size != volume.size:
-            problem = f"volume {volume.name} holds {size} bytes, {volume.size} expected"
-            return VerifyReport(meta.name, len(paths), problem=problem, bad_volume=volume.name)
-        if _sha256(path) != volume.sha256:
-            problem = f"volume {volume.name} does not match its SHA-256"
-            return VerifyReport(meta.name, len(paths), problem=problem, bad_volume=volume.name)
-    if not deep:
-        return VerifyReport(meta.name, len(paths))
-    check = check_archive(paths)
+def verify_backup(source: VolumeSource, meta: BackupMeta, *, deep: bool) -> VerifyReport:
+    count = len(meta.volumes)
+    sized = source.size_problem(meta)
+    if sized is not None:
+        return VerifyReport(meta.name, count, problem=sized[1], bad_volume=sized[0])
+    try:
+        if not deep:
+            with source.open(meta) as raw:
+                while raw.read(CHUNK):
+                    pass
+            return VerifyReport(meta.name, count)
+        check = check_stream(decompressed(source.open(meta)))
+    except VolumeMismatch as exc:
+        return VerifyReport(meta.name, count, problem=str(exc), bad_volume=exc.volume)
+    except (StorageError, OSError) as exc:
+        return VerifyReport(meta.name, count, problem=f"reading the volumes failed: {exc}")
     if check.intact:
-        return VerifyReport(meta.name, len(paths), members=check.members)
+        return VerifyReport(meta.name, count, members=check.members)
     bad_member = check.mismatched[0] if check.mismatched else ""
-    return VerifyReport(meta.name, len(paths), members=check.members, problem=check.problem, bad_member=bad_member)
+    return VerifyReport(meta.name, count, members=check.members, problem=check.problem, bad_member=bad_member)

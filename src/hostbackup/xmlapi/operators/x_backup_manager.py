@@ -8,20 +8,23 @@ backup's volumes against their metadata and, deep, every member against its chec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
 from hostbackup.accounts.users import can_see_webspace
-from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.metadata import BackupMeta
 from hostbackup.db.tables import Webspace
-from hostbackup.errors import InvalidValue, NotFound, PermissionDenied
+from hostbackup.errors import InvalidValue, NotFound, OperationFailed, PermissionDenied
+from hostbackup.restore.sources import VolumeSource, remote_protocol, volume_source
 from hostbackup.restore.verify import verify_backup
+from hostbackup.storage.base import StorageError
 from hostbackup.storage.layout import Owner, owner_dir
 from hostbackup.tasks import queue
 from hostbackup.tasks.task import TaskRequest
 from hostbackup.xmlapi.context import Context, Element, operation
 from hostbackup.xmlapi.results import E, boolean, child_text, ok
-from hostbackup.xmlapi.selectors import find_task, resolve, selector_of
+from hostbackup.xmlapi.selectors import Target, find_task, resolve, selector_of
 
 OPERATOR = "x-backup-manager"
 
@@ -51,16 +54,39 @@ def get_task_progress(ctx: Context, request: Element) -> list[Element]:
     return [ok(progress)]
 
 
+@dataclass
+class Located:
+    target: Target
+    source: VolumeSource
+    meta: BackupMeta
+    remote: bool
+
+
+def _locate(ctx: Context, request: Element) -> Located:
+    """The backup a verify/restore request names: owner (1019/1013), remote (1017/1031), file (1013)."""
+    target = resolve(ctx, selector_of(request))
+    remote = remote_protocol(child_text(request, "remote"))
+    source = volume_source(ctx.services, ctx.session, target.owner, remote=remote)
+    name = child_text(request, "filename") or ""
+    try:
+        meta = source.find(name)
+    except StorageError as exc:
+        source.close()
+        raise OperationFailed(str(exc)) from None
+    if meta is None:
+        source.close()
+        raise NotFound("File", f"The file {name} does not exist")
+    return Located(target, source, meta, remote)
+
+
 @operation(OPERATOR, "verify")
 def verify(ctx: Context, request: Element) -> list[Element]:
     """Check a backup's volumes (and with `deep`, every member) without restoring it."""
-    owner = resolve(ctx, selector_of(request)).owner
-    catalog = Catalog(owner_dir(ctx.settings.dumps_root, owner))
-    name = child_text(request, "filename") or ""
-    meta = catalog.find(name)
-    if meta is None:
-        raise NotFound("File", f"The file {name} does not exist")
-    report = verify_backup(catalog.directory, meta, deep=request.find("deep") is not None)
+    found = _locate(ctx, request)
+    try:
+        report = verify_backup(found.source, found.meta, deep=request.find("deep") is not None)
+    finally:
+        found.source.close()
     return [
         ok(
             E(
@@ -103,12 +129,9 @@ def _restorable_webspaces(ctx: Context, meta: BackupMeta, chosen: str | None, in
 @operation(OPERATOR, "restore")
 def restore(ctx: Context, request: Element) -> list[Element]:
     """Queue a restore task (whole backup, one webspace, one component or a path prefix)."""
-    target = resolve(ctx, selector_of(request))
-    catalog = Catalog(owner_dir(ctx.settings.dumps_root, target.owner))
-    name = child_text(request, "filename") or ""
-    meta = catalog.find(name)
-    if meta is None:
-        raise NotFound("File", f"The file {name} does not exist")
+    found = _locate(ctx, request)
+    found.source.close()
+    target, meta = found.target, found.meta
     directory = _target_directory(ctx, target.owner, child_text(request, "target-directory"))
     webspaces = _restorable_webspaces(ctx, meta, child_text(request, "webspace-name"), into_place=not directory)
     options = {
@@ -119,6 +142,7 @@ def restore(ctx: Context, request: Element) -> list[Element]:
         "target_directory": directory,
         "overwrite": child_text(request, "conflict") == "overwrite",
         "webspaces": webspaces,
+        "remote": found.remote,
     }
     task = queue.enqueue(
         ctx.session,
