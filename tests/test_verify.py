@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 from content import build_site
@@ -101,3 +102,25 @@ def test_verify_errors_and_roles(server: Server) -> None:
     )
     hidden = verify(server, "private", name, login="nosy", password="Customer-Pass-1")
     assert hidden.findtext("errcode") == "1013"
+
+
+def test_verify_after_backup_keeps_good_backups_and_removes_unreadable_ones(tmp_path: Path) -> None:
+    from harness import start_server
+    from hostbackup.backup.catalog import Catalog
+    from hostbackup.backup.runner import BackupJob
+
+    server = start_server(tmp_path / "home", env={"HOSTBACKUP_VERIFY_AFTER_BACKUP": "true"})
+    try:
+        folder, meta = make_backup(server, "readback", 128)  # finished: it was read back in full
+        catalog = Catalog(folder)
+        [backup] = catalog.backups()
+        middle = folder / backup.volumes[len(backup.volumes) // 2].name
+        data = bytearray(middle.read_bytes())
+        data[10] ^= 0x10
+        middle.write_bytes(bytes(data))
+        with pytest.raises(RuntimeError, match=middle.name.replace(".", r"\.")):
+            BackupJob._read_back(catalog, backup, lambda **_: None)
+        assert catalog.backups() == [] and not middle.exists()
+        assert meta["name"] == backup.name
+    finally:
+        server.stop()

@@ -42,6 +42,7 @@ class Settings:
     zstd_level: int = 3
     lease_seconds: int = 30
     remove_content_on_delete: bool = False  # webspace deletion also removes its web and mail directories
+    verify_after_backup: bool = False  # read every new local backup back (deep verify); unreadable → failed
 
     @classmethod
     def load(cls, home: Path | str | None = None) -> Settings:

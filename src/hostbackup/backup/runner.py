@@ -40,6 +40,8 @@ from hostbackup.backup.metadata import SUFFIX, BackupMeta, write_atomically
 from hostbackup.backup.planner import Plan, plan_backup
 from hostbackup.backup.volumes import Volume, VolumeWriter, volume_name
 from hostbackup.db.tables import Task
+from hostbackup.restore.sources import LocalVolumes
+from hostbackup.restore.verify import verify_backup
 from hostbackup.storage import remote_settings
 from hostbackup.storage.base import Storage, StorageError, WriteStream
 from hostbackup.storage.ftp import FtpEndpoint, FtpStorage
@@ -91,6 +93,8 @@ class BackupJob:
                 meta = self._meta(task, plan, name, volumes, archive)
                 progress(current_item="")  # last chance for a stop before the backup is published
                 self._publish(catalog, staging, meta)
+                if settings.verify_after_backup:
+                    self._read_back(catalog, meta, progress)
             else:
                 volumes, archive = self._run_remote(task, plan, name, staging, compress, progress, remote)
         finally:
@@ -98,6 +102,15 @@ class BackupJob:
             catalog.release(str(task.id))
         self._apply_retention(catalog, server_wide.max_backup_files)
         return {"filename": volumes[0].name, "warnings": list(archive.warnings), "current_item": ""}
+
+    @staticmethod
+    def _read_back(catalog: Catalog, meta: BackupMeta, progress: Progress) -> None:
+        """verify-after-backup: a backup that cannot be read back is removed and the task fails."""
+        progress(current_item="verifying")
+        report = verify_backup(LocalVolumes(catalog.directory), meta, deep=True)
+        if not report.intact:
+            catalog.remove(meta)
+            raise RuntimeError(f"the new backup could not be read back: {report.problem}")
 
     def _endpoint(self, session: Session, task: Task) -> FtpEndpoint | None:
         if task.protocol != "ftp":
