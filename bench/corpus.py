@@ -46,21 +46,23 @@ EPOCH = 1_700_000_000  # modification times are fixed offsets from this, so tree
 CODE_SHARE, MEDIA_SHARE, LARGE_SHARE = 0.22, 0.33, 0.25  # the rest is mail
 CODE_EXTENSIONS = ("php", "php", "php", "php", "js", "js", "css", "html", "json", "txt", "po")
 MEDIA_KINDS = ("jpg", "jpg", "jpg", "png", "png", "webp", "svg", "pdf")
-TOKENS = (
+_TOKEN_TEXT = (
     "<?php function $post $wpdb->prepare( return array( 'post_type' => esc_html__( apply_filters( "
     "add_action( 'init', if ( ! defined( 'ABSPATH' ) ) { exit; } $this->get_option( foreach ( $items as "
     "$key => $value ) { echo '<div class=\"wrap\">'; } @param string $name The name. @return bool "
     "public static function __construct( WP_Query( new get_post_meta( $post_id, true ); } else { "
     "var jQuery document.querySelector( addEventListener('click', function (event) { const let "
     ".entry-content { margin: 0 auto; padding: 1.5rem; color: #333; font-family: sans-serif; } "
-    "<div class=\"widget\"><ul><li><a href=\"/wp-content/\">Home</a></li></ul></div> translate msgid msgstr"
-).split()
-WORDS = (
+    '<div class="widget"><ul><li><a href="/wp-content/">Home</a></li></ul></div> translate msgid msgstr'
+)
+_WORD_TEXT = (
     "the of and to in is you that it he was for on are as with his they at be this have from or one had "
     "by word but not what all were we when your can said there use an each which she do how their if will "
     "up other about out many then them these so some her would make like him into time has look two more "
     "invoice order meeting shipment account password reset newsletter offer delivery attached regards"
-).split()
+)
+TOKENS = _TOKEN_TEXT.split()
+WORDS = _WORD_TEXT.split()
 
 
 @dataclass
@@ -151,7 +153,7 @@ class _Writer:
         while len(out) < size:
             ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
             line = (
-                f'{ip} - - [12/Nov/2024:{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d} +0000] '
+                f"{ip} - - [12/Nov/2024:{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d} +0000] "
                 f'"GET {rng.choice(pages)} HTTP/1.1" {rng.choice((200, 200, 200, 304, 404))} {rng.randrange(99999)} '
                 f'"-" "Mozilla/5.0 (X11; Linux x86_64)"\n'
             )
@@ -218,7 +220,8 @@ def _write_maildir(writer: _Writer, maildir: Path, budget: int, mailbox_index: i
         sub, flags = ("new", "") if index % 10 == 0 else ("cur", ":2,S" if index % 3 else ":2,RS")
         header = (
             f"Return-Path: <sender{index % 97}@example.org>\r\nDate: Mon, 13 Nov 2023 10:{index % 60:02d}:00 +0000\r\n"
-            f"From: Sender {index % 97} <sender{index % 97}@example.org>\r\nSubject: {' '.join(rng.choices(WORDS, k=5))}"
+            f"From: Sender {index % 97} <sender{index % 97}@example.org>\r\n"
+            f"Subject: {' '.join(rng.choices(WORDS, k=5))}"
             f"\r\nMessage-ID: <{index}.{mailbox_index}@mail.example.org>\r\nMIME-Version: 1.0\r\n"
         ).encode()
         if size > 64 * 1024:  # an attachment: base64 of random bytes, 76-column lines
