@@ -158,7 +158,7 @@ class Worker:
         self.discard(task)
         queue.complete(self.db, task.id, self.name, TaskState.FAILED, error=str(exc) or type(exc).__name__)
 
-    def loop(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
+    def loop(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
         while not stop.is_set() and not self.shutting_down:
             try:
                 self.reap()

@@ -18,6 +18,7 @@ from hostbackup.accounts.users import Caller
 from hostbackup.accounts.vault import Vault
 from hostbackup.config import Settings
 from hostbackup.db.engine import Database
+from hostbackup.errors import PermissionDenied
 from hostbackup.xmlapi.versions import Version
 
 Element = etree._Element
@@ -54,6 +55,11 @@ class Context:
     @property
     def settings(self) -> Settings:
         return self.services.settings
+
+    def require_admin(self) -> None:
+        """Administrator-only operations answer everyone else 1006 (spec §3.3)."""
+        if not self.caller.is_admin:
+            raise PermissionDenied()
 
 
 Handler = Callable[[Context, Element], list[Element]]

@@ -35,8 +35,7 @@ LEVELS = {
 
 def _backup_target(ctx: Context, request: Element, level: TargetKind) -> Target:
     if level is TargetKind.SERVER:
-        if not ctx.caller.is_admin:
-            raise PermissionDenied()
+        ctx.require_admin()
         return Target(Owner(TargetKind.SERVER, None, ""), None)
     selector = selector_of(request)
     assert selector is not None  # the schema requires it
@@ -165,8 +164,7 @@ SERVER_WIDE = (
 
 @operation(OPERATOR, "get-server-wide-settings")
 def get_server_wide_settings(ctx: Context, request: Element) -> list[Element]:
-    if not ctx.caller.is_admin:
-        raise PermissionDenied()
+    ctx.require_admin()
     current = server_settings.load(ctx.session)
     values = {"max_backup_processes": current.processes}
     elements = []
@@ -189,8 +187,7 @@ def _setting_value(tag: str, name: str, text: str) -> int | bool:
 
 @operation(OPERATOR, "set-server-wide-settings")
 def set_server_wide_settings(ctx: Context, request: Element) -> list[Element]:
-    if not ctx.caller.is_admin:
-        raise PermissionDenied()
+    ctx.require_admin()
     settings = request.find("settings")
     assert settings is not None  # required by the schema
     changes = {}

@@ -18,7 +18,7 @@ from hostbackup.accounts.databases import (
     find_db_server,
 )
 from hostbackup.db.tables import DbServer
-from hostbackup.errors import ApiError, PermissionDenied
+from hostbackup.errors import ApiError
 from hostbackup.xmlapi.context import Context, Element, operation
 from hostbackup.xmlapi.filters import Echo, Filter, Selector, answer_each, child
 from hostbackup.xmlapi.results import E, child_text, error, ok, texts
@@ -27,14 +27,9 @@ ID_ECHO = Echo(lambda value, object_id: [E("id", object_id)], lambda kind, value
 """`get` results: `id` after status, also on a 1013 (no `filter-id` in this operator)."""
 
 
-def _require_admin(ctx: Context) -> None:
-    if not ctx.caller.is_admin:
-        raise PermissionDenied()
-
-
 @operation("db_server", "add")
 def add(ctx: Context, request: Element) -> list[Element]:
-    _require_admin(ctx)
+    ctx.require_admin()
     new = NewDbServer(
         host=child_text(request, "host") or "",
         port=child_text(request, "port") or "",
@@ -65,7 +60,7 @@ def _data(ctx: Context, server: DbServer) -> Element:
 
 @operation("db_server", "get")
 def get(ctx: Context, request: Element) -> list[Element]:
-    _require_admin(ctx)
+    ctx.require_admin()
     selector = Selector(
         {"id": lambda value: [find_db_server(ctx.session, int(value))]}, lambda: all_db_servers(ctx.session)
     )
@@ -75,7 +70,7 @@ def get(ctx: Context, request: Element) -> list[Element]:
 @operation("db_server", "get-default")
 def get_default(ctx: Context, request: Element) -> list[Element]:
     """One result per type asked for; none asked: every type that has a default."""
-    _require_admin(ctx)
+    ctx.require_admin()
     asked = texts(child(request, "filter"), "type")
     if not asked:
         return [_default_of(ctx, db_type) for db_type in DB_TYPES if _has_default(ctx, db_type)] or [ok()]

@@ -10,16 +10,10 @@ from __future__ import annotations
 
 from hostbackup.accounts.users import ADMIN_ID, BACKUP_PERMISSIONS, Role, create_user, find_users, visible_users
 from hostbackup.db.tables import User
-from hostbackup.errors import PermissionDenied
 from hostbackup.xmlapi.context import Context, Element, operation
 from hostbackup.xmlapi.filters import Filter, Keys, Selector, answer_each, child, non_empty
 from hostbackup.xmlapi.operators.customer import USER_KEYS, account_info, delete_selected, read_new_account
 from hostbackup.xmlapi.results import E, boolean, child_text, ok, parse_bool
-
-
-def _require_admin(ctx: Context) -> None:
-    if not ctx.caller.is_admin:
-        raise PermissionDenied()
 
 
 def _selector(ctx: Context) -> Selector[User]:
@@ -53,7 +47,7 @@ def permissions_element(user: User) -> Element:
 
 @operation("reseller", "add")
 def add(ctx: Context, request: Element) -> list[Element]:
-    _require_admin(ctx)
+    ctx.require_admin()
     account = read_new_account(child(request, "gen-info"))
     permissions = read_permissions(request)
     user = create_user(
@@ -70,7 +64,7 @@ def add(ctx: Context, request: Element) -> list[Element]:
 
 @operation("reseller", "get")
 def get(ctx: Context, request: Element) -> list[Element]:
-    _require_admin(ctx)
+    ctx.require_admin()
     dataset = request.find("dataset")
     wanted = {str(item.tag) for item in dataset} if dataset is not None else set()
 
@@ -85,5 +79,5 @@ def get(ctx: Context, request: Element) -> list[Element]:
 
 @operation("reseller", "del")
 def delete(ctx: Context, request: Element) -> list[Element]:
-    _require_admin(ctx)
+    ctx.require_admin()
     return delete_selected(ctx, request, _selector(ctx))

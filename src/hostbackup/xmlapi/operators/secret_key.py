@@ -10,18 +10,12 @@ from __future__ import annotations
 from hostbackup.accounts.keys import all_keys, create_key, delete_key, find_key, key_text, parse_ip_list
 from hostbackup.accounts.users import find_users, user_by_id
 from hostbackup.db.tables import SecretKey, User
-from hostbackup.errors import PermissionDenied
 from hostbackup.xmlapi.context import Context, Element, operation
 from hostbackup.xmlapi.filters import Echo, Filter, Selector, answer_each, child, non_empty, required
 from hostbackup.xmlapi.results import E, child_text, ok, texts
 
 KEY_ECHO = Echo(lambda value, object_id: [], lambda kind, value: [E("key", value)])
 """A key that matches nothing is answered with the key as sent; found keys carry their own `key`."""
-
-
-def _require_admin(ctx: Context) -> None:
-    if not ctx.caller.is_admin:
-        raise PermissionDenied()
 
 
 def _selector(ctx: Context) -> Selector[SecretKey]:
@@ -57,7 +51,7 @@ def _key_user(ctx: Context, login: str | None) -> User:
 
 @operation("secret_key", "create")
 def create(ctx: Context, request: Element) -> list[Element]:
-    _require_admin(ctx)
+    ctx.require_admin()
     addresses = parse_ip_list(child_text(request, "ip_address") or ctx.client_ip)
     user = _key_user(ctx, child_text(request, "login"))
     key = create_key(ctx.session, ctx.services.vault, user, addresses, child_text(request, "description") or "")
@@ -67,7 +61,7 @@ def create(ctx: Context, request: Element) -> list[Element]:
 @operation("secret_key", "get_info")
 def get_info(ctx: Context, request: Element) -> list[Element]:
     """With keys: one result per key. Without: one result listing every key (spec §5.8)."""
-    _require_admin(ctx)
+    ctx.require_admin()
     selection = _key_selection(request)
     if selection.kind is None:
         return [ok(*(_key_info(ctx, record) for record in all_keys(ctx.session)))]
@@ -76,7 +70,7 @@ def get_info(ctx: Context, request: Element) -> list[Element]:
 
 @operation("secret_key", "delete")
 def delete(ctx: Context, request: Element) -> list[Element]:
-    _require_admin(ctx)
+    ctx.require_admin()
 
     def remove(record: SecretKey) -> list[Element]:
         answer = E("key", key_text(ctx.services.vault, record))
