@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from harness import Server
+from hostbackup.accounts.auth import RecentLogins
 
 GET_PROTOS = "<packet><server><get_protos/></server></packet>"
 
@@ -16,6 +18,7 @@ def test_set_password_takes_effect_on_the_running_server(fresh_server: Server) -
                "--password", "New-Admin-Pass-2"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    time.sleep(RecentLogins().ttl + 0.1)  # a running server honours a change within the login cache's ttl
     assert fresh_server.call(GET_PROTOS).findtext("system/errcode") == "1001"  # the old password
     accepted = fresh_server.call(GET_PROTOS, password="New-Admin-Pass-2")
     assert accepted.findtext("server/get_protos/result/status") == "ok"

@@ -26,9 +26,14 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def password_tag(password: str) -> bytes:
+    """A keyed hash of a password, for in-memory comparisons only (the key never leaves the process)."""
+    return hmac.new(_cache_key, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+
+
 def verify_password(stored_hash: str, password: str, *, cache_as: str | None = None) -> bool:
     """True when `password` matches `stored_hash`; `cache_as` names the cache entry (the login)."""
-    tag = hmac.new(_cache_key, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+    tag = password_tag(password)
     if cache_as is not None:
         with _lock:
             entry = _verified.get(cache_as)

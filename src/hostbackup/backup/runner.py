@@ -60,6 +60,17 @@ class UploadFailed(Exception):
         super().__init__(f"FTP upload failed: {error.text}")
 
 
+def _estimate(catalog: Catalog, task: Task, plan: Plan) -> int:
+    """The content size of the last backup with the same options, else a walk of the sources.
+
+    The walk costs a few percent of a backup of many small files; the last size is usually close.
+    """
+    for meta in reversed(catalog.backups()):
+        if meta.options == task.options and meta.content_bytes:
+            return meta.content_bytes
+    return plan.estimated_bytes()
+
+
 def task_owner(task: Task) -> Owner:
     return Owner(TargetKind(task.target_kind), task.target_id, task.target_name)
 
@@ -80,8 +91,8 @@ class BackupJob:
             endpoint = self._endpoint(session, task)
         priority.apply(server_wide.low_priority)
         compress = not server_wide.do_not_compress
-        progress(bytes_estimated=plan.estimated_bytes(), bytes_done=0)
         catalog = self.catalog(task)
+        progress(bytes_estimated=_estimate(catalog, task, plan), bytes_done=0)
         extension = ".tar.zst" if compress else ".tar"
         remote = _Remote(endpoint, catalog.directory, task.id, server_wide.keep_local_backup) if endpoint else None
         name = self._reserve(catalog, task, extension, remote)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+import os
 from pathlib import Path
 
 import click
 import uvicorn
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 
 from hostbackup.config import Settings
 from hostbackup.home import open_home
 from hostbackup.jobs import discard
 from hostbackup.tasks.supervisor import Supervisor
 from hostbackup.tls import ensure_self_signed
-from hostbackup.xmlapi.app import create_app
 
 
 @click.command()
@@ -26,6 +22,10 @@ from hostbackup.xmlapi.app import create_app
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--demo", is_flag=True, help="Seed demo accounts and content first (once per home).")
+@click.option(
+    "--api-processes", type=click.IntRange(min=1), default=None,
+    help="API processes (default: one per CPU core, at most 4); backups run in their own worker processes.",
+)  # fmt: skip
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_obj
 def serve(
@@ -36,6 +36,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     demo: bool,
+    api_processes: int | None,
     log_level: str,
 ) -> None:
     """Serve the Plesk-compatible XML API at /enterprise/control/agent.php."""
@@ -54,21 +55,22 @@ def serve(
         ssl_options = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
     scheme = "http" if plain_http else "https"
     click.echo(f"hostbackup XML API on {scheme}://{host}:{port}/enterprise/control/agent.php (home {settings.home})")
+    os.environ["HOSTBACKUP_HOME"] = str(settings.home)  # the API processes open the same home
     supervisor = Supervisor(services.db, settings.home, lambda task: discard(services, task))
-
-    @contextlib.asynccontextmanager
-    async def workers(_app: Starlette) -> AsyncIterator[None]:
-        # inside the lifespan: uvicorn re-raises SIGTERM after shutdown, so code after run() never runs
-        supervisor.start()
-        yield
-        await run_in_threadpool(supervisor.stop)
-
-    uvicorn.run(
-        create_app(services, lifespan=workers),
-        host=host,
-        port=port,
-        log_level=log_level,
-        server_header=False,
-        proxy_headers=False,
-        **ssl_options,  # type: ignore[arg-type]
-    )
+    supervisor.start()
+    try:
+        uvicorn.run(
+            "hostbackup.xmlapi.asgi:create_from_environment",
+            factory=True,
+            workers=api_processes or min(4, os.cpu_count() or 1),
+            host=host,
+            port=port,
+            log_level=log_level,
+            server_header=False,
+            proxy_headers=False,
+            **ssl_options,  # type: ignore[arg-type]
+        )
+    finally:
+        # with one API process uvicorn re-raises SIGTERM and this never runs: the backup workers then
+        # get SIGTERM from the kernel when this process dies (PR_SET_PDEATHSIG) and clean up themselves
+        supervisor.stop()

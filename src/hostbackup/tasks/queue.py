@@ -67,6 +67,12 @@ def claim(
         return task
 
 
+def has_queued(db: Database) -> bool:
+    """A cheap read, so that idle workers poll without taking the write lock of a claim."""
+    with db.session() as session:
+        return session.scalar(select(Task.id).where(Task.state == TaskState.QUEUED.value).limit(1)) is not None
+
+
 def heartbeat(db: Database, task_id: int, worker: str, lease_seconds: float, **progress: object) -> bool:
     """Renew the lease and store progress; False when the task was stopped or taken away."""
     with db.session() as session:

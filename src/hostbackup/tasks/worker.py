@@ -123,6 +123,8 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and run one task; False when there was nothing to do."""
+        if not queue.has_queued(self.db):
+            return False
         with self.db.session() as session:
             limit = server_settings.load(session).processes
         task = queue.claim(self.db, self.name, max_running=limit, lease_seconds=self.lease_seconds)
@@ -158,7 +160,7 @@ class Worker:
         self.discard(task)
         queue.complete(self.db, task.id, self.name, TaskState.FAILED, error=str(exc) or type(exc).__name__)
 
-    def loop(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+    def loop(self, stop: threading.Event, poll_seconds: float = 0.1) -> None:
         while not stop.is_set() and not self.shutting_down:
             try:
                 self.reap()

@@ -9,8 +9,7 @@ files as they arrive.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
 
 from python_multipart.multipart import parse_options_header
 from starlette.applications import Starlette
@@ -27,7 +26,6 @@ from hostbackup.xmlapi.upload import UploadReceiver
 ENDPOINT = "/enterprise/control/agent.php"
 XML_CONTENT_TYPE = "text/xml; charset=UTF-8"
 CHUNK = 1024 * 1024
-Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
 class BodyTooLarge(Exception):
@@ -70,8 +68,7 @@ def download_response(download: Download) -> Response:
     )
 
 
-def create_app(services: Services, lifespan: Lifespan | None = None) -> Starlette:
-    """The ASGI app; `lifespan` starts and stops what runs beside the API (the worker supervisor)."""
+def create_app(services: Services) -> Starlette:
     gateway = Gateway(services)
     settings = services.settings
 
@@ -121,6 +118,4 @@ def create_app(services: Services, lifespan: Lifespan | None = None) -> Starlett
         return Response(status_code=404)
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-    return Starlette(
-        routes=[Route(ENDPOINT, agent, methods=methods)], exception_handlers={404: not_found}, lifespan=lifespan
-    )
+    return Starlette(routes=[Route(ENDPOINT, agent, methods=methods)], exception_handlers={404: not_found})
