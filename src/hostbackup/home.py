@@ -18,10 +18,12 @@ from hostbackup.db.engine import Database, migrate
 from hostbackup.xmlapi.context import Services
 
 
-def open_home(settings: Settings, announce: Callable[[str], None] = print) -> Services:
+def open_home(settings: Settings, announce: Callable[[str], None] = print, *, migrated: bool = False) -> Services:
+    """`migrated`: the caller knows the schema is current (a worker started by `serve`), skip the check."""
     settings.ensure_dirs()
     db = Database(settings.effective_database_url)
-    migrate(db.engine)
+    if not migrated:
+        migrate(db.engine)
     password = os.environ.get("HOSTBACKUP_ADMIN_PASSWORD") or ""
     generated = not password
     if generated:

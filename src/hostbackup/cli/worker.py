@@ -34,7 +34,7 @@ def worker(settings: Settings, log_level: str, supervised: bool) -> None:
     if supervised:
         _terminate_with_parent()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
-    services = open_home(settings, announce=lambda _text: None)
+    services = open_home(settings, announce=lambda _text: None, migrated=supervised)
     stop = threading.Event()
     runner = Worker(services.db, jobs_for(services), lease_seconds=settings.lease_seconds)
 

@@ -8,6 +8,7 @@ run out) and its partial output removed; then a new child takes its place.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -48,7 +49,9 @@ class Supervisor:
 
     def _spawn(self) -> None:
         command = [sys.executable, "-m", "hostbackup", "--home", str(self.home), "worker", "--supervised"]
-        self.children.append(subprocess.Popen(command))
+        # few malloc arenas: zstd's threads would otherwise each keep one, and RSS creeps up with them
+        environment = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+        self.children.append(subprocess.Popen(command, env=environment))
 
     def _wanted(self) -> int:
         with self.db.session() as session:
