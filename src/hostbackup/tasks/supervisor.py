@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hostbackup import server_settings
 from hostbackup.db.engine import Database
+from hostbackup.db.tables import Task
 from hostbackup.tasks import queue
 from hostbackup.tasks.worker import worker_name
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Supervisor:
-    def __init__(self, db: Database, home: Path, discard: Callable[..., None], check_seconds: float = 0.5):
+    def __init__(self, db: Database, home: Path, discard: Callable[[Task], None], check_seconds: float = 0.5):
         self.db = db
         self.home = home
         self.discard = discard
