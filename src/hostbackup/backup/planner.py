@@ -37,9 +37,6 @@ class Plan:
     sources: list[Source] = field(default_factory=list)
     webspaces: list[str] = field(default_factory=list)
 
-    def estimated_bytes(self) -> int:
-        return sum(source.estimated_bytes() for source in self.sources)
-
 
 def content_flags(options: dict[str, object]) -> dict[str, bool]:
     configuration_only = bool(options.get("only_configuration"))

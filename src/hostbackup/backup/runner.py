@@ -36,8 +36,10 @@ from hostbackup import priority, server_settings
 from hostbackup.backup.archive import ArchiveWriter, BinarySink
 from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.config_dump import MEMBER_NAME
+from hostbackup.backup.estimate import Estimate
 from hostbackup.backup.metadata import SUFFIX, BackupMeta, write_atomically
 from hostbackup.backup.planner import Plan, plan_backup
+from hostbackup.backup.sources.files import TreeSource
 from hostbackup.backup.volumes import Volume, VolumeWriter, volume_name
 from hostbackup.db.tables import Task
 from hostbackup.restore.sources import LocalVolumes
@@ -58,17 +60,6 @@ class UploadFailed(Exception):
 
     def __init__(self, error: StorageError) -> None:
         super().__init__(f"FTP upload failed: {error.text}")
-
-
-def _estimate(catalog: Catalog, task: Task, plan: Plan) -> int:
-    """The content size of the last backup with the same options, else a walk of the sources.
-
-    The walk costs a few percent of a backup of many small files; the last size is usually close.
-    """
-    for meta in reversed(catalog.backups()):
-        if meta.options == task.options and meta.content_bytes:
-            return meta.content_bytes
-    return plan.estimated_bytes()
 
 
 def task_owner(task: Task) -> Owner:
@@ -92,7 +83,10 @@ class BackupJob:
         priority.apply(server_wide.low_priority)
         compress = not server_wide.do_not_compress
         catalog = self.catalog(task)
-        progress(bytes_estimated=_estimate(catalog, task, plan), bytes_done=0)
+        roots = [source.root for source in plan.sources if isinstance(source, TreeSource) and source.root.is_dir()]
+        estimate = Estimate.start(catalog, task, roots)
+        progress = estimate.feeding(progress)
+        progress(bytes_done=0)
         extension = ".tar.zst" if compress else ".tar"
         remote = _Remote(endpoint, catalog.directory, task.id, server_wide.keep_local_backup) if endpoint else None
         name = self._reserve(catalog, task, extension, remote)
@@ -109,6 +103,7 @@ class BackupJob:
             else:
                 volumes, archive = self._run_remote(task, plan, name, staging, compress, progress, remote)
         finally:
+            estimate.close()
             shutil.rmtree(staging, ignore_errors=True)
             catalog.release(str(task.id))
         self._apply_retention(catalog, server_wide.max_backup_files)

@@ -42,10 +42,6 @@ class DumpSource:
     def write(self, archive: ArchiveWriter) -> None:
         archive.add_stream(self.arcname, self.chunks(archive.warnings))
 
-    def estimated_bytes(self) -> int:
-        """Unknown until dumped: asking the server would cost a connection per database."""
-        return 0
-
     def chunks(self, warnings: list[str]) -> Iterator[bytes]:
         """The tool's output; raises `DumpFailed` at the end when the tool did not succeed."""
         environment = {**os.environ, **self.access.environment()}

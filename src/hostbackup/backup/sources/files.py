@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +19,3 @@ class TreeSource:
             archive.add_tree(self.root, self.arcprefix)
         else:
             archive.warnings.append(f"missing content directory: {self.root}")
-
-    def estimated_bytes(self) -> int:
-        total = 0
-        for folder, _dirs, files in os.walk(self.root):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(folder, name)).st_size
-                except OSError:
-                    continue
-        return total
