@@ -364,7 +364,7 @@ def ordered_volumes(folder: Path) -> list[Path]:
         suffix = path.name.rsplit(".", 1)[-1]
         return int(suffix) if suffix.isdigit() else 0
 
-    return sorted(folder.iterdir(), key=number)
+    return sorted((path for path in folder.iterdir() if not path.name.endswith(".meta.json")), key=number)
 
 
 # --- peers ---------------------------------------------------------------------------------------
