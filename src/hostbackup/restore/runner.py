@@ -27,7 +27,7 @@ from hostbackup.restore import databases
 from hostbackup.restore.accounts import recreate
 from hostbackup.restore.databases import DatabaseRestoreFailed
 from hostbackup.restore.extract import Extraction, RefusedMember, check_name
-from hostbackup.restore.reader import CHUNK, SUMS_NAME, decompressed, parse_sums
+from hostbackup.restore.reader import CHUNK, SUMS_NAME, decompressed, parse_sums, stream_members
 from hostbackup.restore.sources import VolumeSource, volume_source
 from hostbackup.restore.verify import verify_backup
 from hostbackup.tasks.worker import Progress
@@ -121,7 +121,7 @@ class RestoreJob:
         member_name = ""
         try:
             with decompressed(raw) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
-                for member in archive:
+                for member in stream_members(archive):
                     member_name = member.name
                     data = archive.extractfile(member) if member.isfile() else None
                     if member.name == MEMBER_NAME and data is not None:
