@@ -35,10 +35,7 @@ class Credentials:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> Credentials:
-        """Header names are case-insensitive; `-` stands for `_` (spec §1.2)."""
-        found: dict[str, str] = {}
-        for name, value in headers.items():
-            found.setdefault(name.lower().replace("-", "_"), value)
+        found = normalised(headers)
         return cls(found.get("http_auth_login"), found.get("http_auth_passwd"), found.get("key") or None)
 
 
@@ -120,7 +117,7 @@ class Gateway:
 
     def process(self, body: bytes, headers: Mapping[str, str], client_ip: str) -> bytes | Download:
         """The XML answer, or the file to send when the packet is one successful download-file."""
-        pretty = _header(headers, "http_pretty_print").lower() == "true"
+        pretty = normalised(headers).get("http_pretty_print", "").lower() == "true"
         try:
             root, version, caller = self.check_up(body, Credentials.from_headers(headers), client_ip)
         except CheckUpFailed as failed:
@@ -170,8 +167,9 @@ class CheckUpFailed(Exception):
         self.answer = answer
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    for key, value in headers.items():
-        if key.lower().replace("-", "_") == name:
-            return value
-    return ""
+def normalised(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names are case-insensitive and `-` stands for `_` (spec §1.2); the first one wins."""
+    found: dict[str, str] = {}
+    for name, value in headers.items():
+        found.setdefault(name.lower().replace("-", "_"), value)
+    return found
