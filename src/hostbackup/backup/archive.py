@@ -440,6 +440,7 @@ class ArchiveWriter:
         self._unames: dict[int, bytes] = {}
         self._gnames: dict[int, bytes] = {}
         self._default_mtime = int(time.time())
+        self._newest_mtime = 0  # of the archived files: the checksum list's date
         self._own_ids = (os.geteuid(), os.getegid())
 
     # -- public API -------------------------------------------------------------------------------
@@ -730,7 +731,8 @@ class ArchiveWriter:
         self._sums.write(self._sum_lines)
         size = self._sums.tell()
         self._sums.seek(0)
-        self._emit(self._generated_header(member, size, 0o600, None))
+        # dated like the newest content, not "now": the same tree gives the same bytes
+        self._emit(self._generated_header(member, size, 0o600, self._newest_mtime or None))
         self._copy_data(self._sums.readinto, size)
         self._sums.close()
 
@@ -745,6 +747,9 @@ class ArchiveWriter:
     ) -> bytes | bytearray:
         """Header for a filesystem object, with its mode, owner and mtime (whole seconds)."""
         uid, gid = st.st_uid, st.st_gid
+        mtime = st.st_mtime_ns // 1_000_000_000
+        if mtime > self._newest_mtime:
+            self._newest_mtime = mtime
         self.members += 1
         return _encode_header(
             member,
@@ -753,7 +758,7 @@ class ArchiveWriter:
             uid,
             gid,
             size,
-            st.st_mtime_ns // 1_000_000_000,
+            mtime,
             linkname,
             self._uname(uid),
             self._gname(gid),
