@@ -51,6 +51,9 @@ class Caller:
         return self.role is Role.ADMIN
 
 
+ADMIN = Caller(ADMIN_ID, Role.ADMIN, ADMIN_LOGIN)  # the CLI acts as the administrator
+
+
 def check_password_value(password: str, field: str = "passwd") -> None:
     if not 5 <= len(password) <= 255:
         raise InvalidValue(field, "*****", f"Invalid value of {field}: the password must be 5-255 characters.")

@@ -40,8 +40,9 @@ class Catalog:
                 continue  # unreadable metadata: not a backup we can vouch for
         return sorted(found, key=lambda meta: (meta.created, meta.name))
 
-    def foreign_files(self) -> list[ForeignFile]:
-        claimed = {volume.name for meta in self.backups() for volume in meta.volumes}
+    def foreign_files(self, backups: list[BackupMeta] | None = None) -> list[ForeignFile]:
+        """Files no backup claims; pass `backups` when already read, to read the metadata once."""
+        claimed = {volume.name for meta in (self.backups() if backups is None else backups) for volume in meta.volumes}
         foreign = []
         for path in sorted(self._entries("")):
             name = path.name

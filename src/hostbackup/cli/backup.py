@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import click
 
-from hostbackup.accounts.users import ADMIN_ID, Role, find_user
-from hostbackup.accounts.users import Caller as AccountCaller
+from hostbackup.accounts.users import ADMIN, ADMIN_ID, Role, find_user
 from hostbackup.cli.running import run_here
 from hostbackup.config import Settings
 from hostbackup.errors import ApiError
 from hostbackup.home import open_home
 from hostbackup.tasks.task import TargetKind, TaskRequest
-
-ADMIN = AccountCaller(ADMIN_ID, Role.ADMIN, "admin")
 
 
 @click.group()

@@ -14,9 +14,8 @@ import click
 from sqlalchemy.orm import Session
 
 from hostbackup.accounts.users import (
-    ADMIN_ID,
+    ADMIN,
     ADMIN_LOGIN,
-    Caller,
     Role,
     create_user,
     find_user,
@@ -28,8 +27,6 @@ from hostbackup.accounts.webspaces import content_to_remove, delete_account
 from hostbackup.config import Settings
 from hostbackup.errors import ApiError
 from hostbackup.home import open_home
-
-ADMIN = Caller(ADMIN_ID, Role.ADMIN, ADMIN_LOGIN)
 
 
 @contextmanager

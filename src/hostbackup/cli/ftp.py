@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 import click
 
-from hostbackup.accounts.users import ADMIN_ID, Role, find_user
-from hostbackup.accounts.users import Caller as AccountCaller
+from hostbackup.accounts.users import ADMIN, Role, find_user
 from hostbackup.accounts.webspaces import find_webspace
 from hostbackup.config import Settings
 from hostbackup.errors import ApiError
@@ -25,7 +24,6 @@ from hostbackup.storage.ftp import FtpEndpoint, FtpStorage
 from hostbackup.storage.layout import Owner
 from hostbackup.tasks.task import TargetKind
 
-ADMIN = AccountCaller(ADMIN_ID, Role.ADMIN, "admin")
 PROBE_NAME = "hostbackup-ftp-check.tmp"
 
 

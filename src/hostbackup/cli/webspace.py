@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from hostbackup.accounts.users import ADMIN_LOGIN, Role, find_users, resolve_owner, user_by_id
+from hostbackup.accounts.users import ADMIN, ADMIN_LOGIN, Role, find_users, resolve_owner, user_by_id
 from hostbackup.accounts.webspaces import (
     check_ip_addresses,
     content_to_remove,
@@ -18,7 +18,7 @@ from hostbackup.accounts.webspaces import (
     visible_webspaces,
     webspaces_of,
 )
-from hostbackup.cli.customer import ADMIN, admin_session, echo_rows
+from hostbackup.cli.customer import admin_session, echo_rows
 from hostbackup.config import Settings
 from hostbackup.errors import NotFound
 

@@ -132,19 +132,20 @@ def catalog_of(ctx: Context, owner: Owner) -> Catalog:
 @operation(OPERATOR, "get-local-backup-list")
 def get_local_backup_list(ctx: Context, request: Element) -> list[Element]:
     catalog = catalog_of(ctx, resolve(ctx, selector_of(request)).owner)
-    backups = []
-    for meta in catalog.backups():
+    answer = []
+    stored = catalog.backups()
+    for meta in stored:
         files = (
             E("file", None, E("name", volume.name), E("creation-date", meta.created),
               E("description", meta.description), E("size", volume.size))
             for volume in meta.volumes
         )  # fmt: skip
-        backups.append(E("backup", None, *files))
-    for foreign in catalog.foreign_files():
+        answer.append(E("backup", None, *files))
+    for foreign in catalog.foreign_files(stored):
         file = E("file", None, E("name", foreign.name), E("creation-date", foreign.created), E("description"),
                  E("size", foreign.size), E("not-backup"))  # fmt: skip
-        backups.append(E("backup", None, file))
-    return [ok(*backups)]
+        answer.append(E("backup", None, file))
+    return [ok(*answer)]
 
 
 @operation(OPERATOR, "get-supported-protocols")
