@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from harness import (
     start_server,
     wait_for_task,
 )
-from test_task_durability import SLOW, big_site, wait_until_running
+from test_task_durability import big_site, slow_server, wait_until_running  # noqa: F401 (fixture)
 
 CUSTOMER = {"password": "Customer-Pass-1"}
 
@@ -77,14 +78,7 @@ def import_file(server: Server, selector: str, reference: str, extra: str = "", 
 
 
 @pytest.fixture
-def slow_server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    running = start_server(tmp_path / "home", env=SLOW)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def stoppable_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+def stoppable_server(tmp_path: Path) -> Iterator[Server]:
     """Level 9: slow enough to catch a backup running, without level 19's long zstd jobs to drain."""
     running = start_server(tmp_path / "home", env={"HOSTBACKUP_ZSTD_LEVEL": "9"})
     yield running
@@ -92,17 +86,16 @@ def stoppable_server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_stop_backup_stops_a_running_task_and_leaves_nothing(stoppable_server: Server) -> None:
-    slow_server = stoppable_server
-    seeded = seed_customer(slow_server, "stopme", ("stopme.test",))
+    seeded = seed_customer(stoppable_server, "stopme", ("stopme.test",))
     big_site(seeded.vhosts / "stopme.test", 512)
-    task_id = start_backup(slow_server, packet("stopme", split=1024))
-    wait_until_running(slow_server, task_id)
-    answer = result_of(bm(slow_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
+    task_id = start_backup(stoppable_server, packet("stopme", split=1024))
+    wait_until_running(stoppable_server, task_id)
+    answer = result_of(bm(stoppable_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
     assert answer.findtext("status") == "ok"
-    assert wait_for_task(slow_server, task_id).findtext("status") == "stopped"
-    folder = slow_server.home / "dumps" / "clients" / "stopme"
+    assert wait_for_task(stoppable_server, task_id).findtext("status") == "stopped"
+    folder = stoppable_server.home / "dumps" / "clients" / "stopme"
     assert list(folder.iterdir()) == []
-    again = result_of(bm(slow_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
+    again = result_of(bm(stoppable_server, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
     assert error_pair(again) == ("1025", f"Task {task_id} is not running.")
 
 
@@ -386,7 +379,7 @@ def test_role_matrix_customers_and_resellers_reach_only_their_own(server: Server
     assert (server.home / "dumps" / "clients" / stranger.login / name).exists()
 
 
-def test_low_priority_runs_backups_at_nice_19_and_idle_io(slow_server: Server) -> None:
+def test_low_priority_runs_backups_at_nice_19_and_idle_io(slow_server: Server) -> None:  # noqa: F811
     change = "<settings><low-priority>true</low-priority></settings>"
     assert (
         result_of(bm(slow_server, f"<set-server-wide-settings>{change}</set-server-wide-settings>")).findtext("status")
