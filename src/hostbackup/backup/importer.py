@@ -22,7 +22,8 @@ from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.metadata import BackupMeta, write_atomically
 from hostbackup.backup.volumes import Volume
 from hostbackup.errors import AlreadyExists, OperationFailed
-from hostbackup.restore.reader import ZSTD_MAGIC, ArchiveCheck, check_archive
+from hostbackup.restore.decompress import ZSTD_MAGIC
+from hostbackup.restore.reader import ArchiveCheck, check_archive
 from hostbackup.storage.layout import Owner, sanitise
 
 VOLUME_NAME = re.compile(r"(?P<backup>.+\.tar(?:\.zst)?)(?:\.(?P<number>\d{3,}))?")

@@ -9,8 +9,8 @@ already holds tables is left alone; with "overwrite" it is dropped and created a
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO
 
 from lxml import etree
 from sqlalchemy import select
@@ -29,8 +29,6 @@ from hostbackup.accounts.databases import (
 )
 from hostbackup.accounts.vault import Vault
 from hostbackup.db.tables import DbServer, HostedDatabase, Webspace
-
-CHUNK = 1024 * 1024
 
 
 class DatabaseRestoreFailed(Exception):
@@ -126,7 +124,7 @@ def recreate(target: Target) -> None:
     create_if_missing(target.access, target.name)
 
 
-def load(target: Target, dump: IO[bytes]) -> None:
+def load(target: Target, dump: Iterable[memoryview]) -> None:
     """Feed the dump to the server's client; its stderr names the problem when it fails."""
     access = target.access
     if access.type == POSTGRESQL:
@@ -139,7 +137,7 @@ def load(target: Target, dump: IO[bytes]) -> None:
     ) as client:
         assert client.stdin is not None and client.stderr is not None
         try:
-            while chunk := dump.read(CHUNK):
+            for chunk in dump:
                 client.stdin.write(chunk)
             client.stdin.close()
         except BrokenPipeError:

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
 
 import zstandard
 
 from hostbackup.backup.config_dump import MEMBER_NAME
 from hostbackup.backup.volumes import Volume
+from hostbackup.restore.decompress import CHUNK, TarStream, decompressed
+from hostbackup.restore.tarstream import ArchiveDamaged, ArchiveTruncated, TarReader
 
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 SUMS_NAME = "SHA256SUMS"
-CHUNK = 1024 * 1024
 
 
 class VolumeMismatch(OSError):
@@ -42,9 +40,14 @@ class ConcatenatedReader(io.RawIOBase):
         self._expected = list(expected)
         self._handle: io.BufferedReader | None = None
         self._digest = hashlib.sha256()
+        self._position = 0
 
     def readable(self) -> bool:
         return True
+
+    def tell(self) -> int:
+        """Bytes read so far over all volumes (for progress; the stream cannot seek)."""
+        return self._position
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while True:
@@ -55,6 +58,7 @@ class ConcatenatedReader(io.RawIOBase):
                 self._digest = hashlib.sha256()
             count: int = self._handle.readinto(buffer)
             if count:
+                self._position += count
                 if self._expected:
                     self._digest.update(memoryview(buffer)[:count])
                 return count
@@ -71,14 +75,7 @@ class ConcatenatedReader(io.RawIOBase):
         super().close()
 
 
-def decompressed(raw: io.BufferedReader) -> BinaryIO:
-    """The tar stream inside `raw`: decompressed when it starts with zstd's magic."""
-    if raw.peek(len(ZSTD_MAGIC))[: len(ZSTD_MAGIC)] != ZSTD_MAGIC:
-        return raw
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-
-
-def open_stream(paths: Sequence[Path]) -> BinaryIO:
+def open_stream(paths: Sequence[Path]) -> TarStream:
     """The tar stream of volume files, in order."""
     return decompressed(io.BufferedReader(ConcatenatedReader(paths), CHUNK))
 
@@ -121,52 +118,39 @@ class ArchiveCheck:
     mismatched: list[str] = field(default_factory=list)
 
 
-def _digest(stream: IO[bytes]) -> str:
-    digest = hashlib.sha256()
-    while chunk := stream.read(CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def stream_members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-    """The members of a stream-mode archive, one at a time, without keeping them.
-
-    `tarfile` remembers every member it has read (`TarFile.members`): 58 000 files cost tens of MiB.
-    """
-    while (member := archive.next()) is not None:
-        yield member
-        cast(Any, archive).members.clear()  # `members` is real but missing from the type stubs
-
-
 def check_archive(paths: Sequence[Path]) -> ArchiveCheck:
     return check_stream(open_stream(paths))
 
 
-def check_stream(tar_stream: BinaryIO) -> ArchiveCheck:
+def check_stream(tar_stream: TarStream) -> ArchiveCheck:
     """Read a whole tar stream, hashing members and comparing with its SHA256SUMS member."""
     result = ArchiveCheck()
     digests: dict[bytes, str] = {}
     sums: bytes | None = None
     try:
-        with tar_stream as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
-            for member in stream_members(archive):
+        with tar_stream:
+            archive = TarReader(tar_stream.read)
+            for member in archive.members():
                 result.members += 1
-                extracted = archive.extractfile(member) if member.isfile() else None
-                if extracted is None:
+                if not member.isfile():
                     continue
                 if member.name == SUMS_NAME:
-                    sums = extracted.read()
+                    sums = archive.read_all()
                 elif member.name == MEMBER_NAME and not result.info:
-                    result.info = extracted.read()
+                    result.info = archive.read_all()
                     digests[member.name.encode()] = hashlib.sha256(result.info).hexdigest()
                 else:
-                    digests[member.name.encode("utf-8", "surrogateescape")] = _digest(extracted)
+                    digest = hashlib.sha256()
+                    for chunk in archive.data():
+                        digest.update(chunk)
+                    digests[member.name.encode("utf-8", "surrogateescape")] = digest.hexdigest()
+            tar_stream.drain()
     except VolumeMismatch:
         raise  # the caller names the volume
-    except (tarfile.ReadError, EOFError) as exc:
+    except ArchiveTruncated as exc:
         result.problem = f"the archive ends early ({exc})"
         return result
-    except (zstandard.ZstdError, tarfile.TarError, OSError) as exc:
+    except (zstandard.ZstdError, ArchiveDamaged, OSError) as exc:
         result.complete = True
         result.problem = f"the archive is damaged ({exc})"
         return result

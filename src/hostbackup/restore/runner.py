@@ -11,12 +11,13 @@ names the member and says what was already restored.
 from __future__ import annotations
 
 import io
-import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
+from zstandard import ZstdError
 
 from hostbackup.backup.config_dump import MEMBER_NAME
 from hostbackup.backup.metadata import BackupMeta
@@ -26,9 +27,11 @@ from hostbackup.errors import ApiError
 from hostbackup.restore import databases
 from hostbackup.restore.accounts import recreate
 from hostbackup.restore.databases import DatabaseRestoreFailed
+from hostbackup.restore.decompress import decompressed
 from hostbackup.restore.extract import Extraction, RefusedMember, check_name
-from hostbackup.restore.reader import CHUNK, SUMS_NAME, decompressed, parse_sums, stream_members
+from hostbackup.restore.reader import SUMS_NAME, parse_sums
 from hostbackup.restore.sources import VolumeSource, volume_source
+from hostbackup.restore.tarstream import ArchiveDamaged, Member, TarReader
 from hostbackup.restore.verify import verify_backup
 from hostbackup.tasks.worker import Progress
 from hostbackup.xmlapi.context import Services
@@ -84,9 +87,11 @@ class RestoreOptions:
 class RestoreJob:
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._roots: dict[tuple[str | Path, ...], Path] = {}
 
     def run(self, task: Task, progress: Progress) -> dict[str, Any]:
         options = RestoreOptions.of(task)
+        self._roots.clear()
         with self.services.db.session() as session:
             source = volume_source(self.services, session, task_owner(task), remote=options.remote)
         try:
@@ -120,27 +125,28 @@ class RestoreJob:
         info: etree._Element | None = None
         member_name = ""
         try:
-            with decompressed(raw) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
-                for member in stream_members(archive):
+            with decompressed(raw) as stream:
+                archive = TarReader(stream.read)
+                for member in archive.members():
                     member_name = member.name
-                    data = archive.extractfile(member) if member.isfile() else None
-                    if member.name == MEMBER_NAME and data is not None:
-                        document = data.read()
+                    if member.name == MEMBER_NAME and member.isfile():
+                        document = archive.read_all()
                         info = etree.fromstring(document)
                         notes += self._accounts(task, options, document)
-                    elif member.name == SUMS_NAME and data is not None:
-                        sums = parse_sums(data.read())
+                    elif member.name == SUMS_NAME and member.isfile():
+                        sums = parse_sums(archive.read_all())
                     else:
-                        notes += self._member(options, member, data, extraction, info)
-                    progress(bytes_done=extraction.written)
-                while raw.read(CHUNK):  # the padding after the archive: every volume's checksum gets checked
-                    pass
+                        notes += self._member(options, member, archive, extraction, info)
+                    progress(bytes_done=raw.raw.tell())  # not raw.tell(): the prefetch thread holds its lock
+                stream.drain()  # the padding after the archive: every volume's checksum gets checked
             extraction.finish()
-        except (RefusedMember, DatabaseRestoreFailed, ApiError, tarfile.TarError, OSError, EOFError) as exc:
+        except (RefusedMember, DatabaseRestoreFailed, ApiError, ArchiveDamaged, ZstdError, OSError, EOFError) as exc:
             raise RestoreFailed(
                 f"restore stopped at {member_name or 'the start'}: {exc}; "
                 f"{extraction.written} entries were restored before it, the rest was not"
             ) from exc
+        finally:
+            extraction.close()
         bad = [name for name, digest in extraction.digests.items()
                if sums.get(name.encode("utf-8", "surrogateescape")) != digest]  # fmt: skip
         if bad:
@@ -160,7 +166,7 @@ class RestoreJob:
         return [done.summary()] if done.summary() else []
 
     def _member(
-        self, options: RestoreOptions, member: tarfile.TarInfo, data: Any, extraction: Extraction,
+        self, options: RestoreOptions, member: Member, archive: TarReader, extraction: Extraction,
         info: etree._Element | None,
     ) -> list[str]:  # fmt: skip
         """Write one member where it belongs; returns notes for the report."""
@@ -168,18 +174,28 @@ class RestoreJob:
         where = route(member.name)
         if where is None or not options.wants(member.name, where):
             return []
-        settings = self.services.settings
         if options.target_directory:
-            extraction.write(Path(options.target_directory), member.name, member, data)
+            extraction.write(self._root(options.target_directory), member.name, member, archive.data())
         elif where.component == "files":
-            extraction.write(settings.vhosts_root / where.webspace, where.relative, member, data)
+            root = self._root(self.services.settings.vhosts_root, where.webspace)
+            extraction.write(root, where.relative, member, archive.data())
         elif where.component == "mail":
-            extraction.write(settings.mail_root / where.webspace, where.relative, member, data)
-        elif data is not None and where.relative.endswith(".sql"):
-            return [self._database(where, data, info, overwrite=options.overwrite)]
+            root = self._root(self.services.settings.mail_root, where.webspace)
+            extraction.write(root, where.relative, member, archive.data())
+        elif member.isfile() and where.relative.endswith(".sql"):
+            return [self._database(where, archive.data(), info, overwrite=options.overwrite)]
         return []
 
-    def _database(self, where: Route, dump: Any, info: etree._Element | None, *, overwrite: bool) -> str:
+    def _root(self, *parts: str | Path) -> Path:
+        """The same Path object for the same root: joined once, not once per member."""
+        root = self._roots.get(parts)
+        if root is None:
+            root = self._roots[parts] = Path(*parts)
+        return root
+
+    def _database(
+        self, where: Route, dump: Iterable[memoryview], info: etree._Element | None, *, overwrite: bool
+    ) -> str:
         name = where.relative.removesuffix(".sql")
         with self.services.db.session() as session:
             target = databases.locate(session, self.services.vault, info, where.webspace, name)

@@ -21,7 +21,8 @@ from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.metadata import SUFFIX, BackupMeta
 from hostbackup.backup.volumes import Volume
 from hostbackup.errors import NotConfigured, NotSupported
-from hostbackup.restore.reader import CHUNK, ConcatenatedReader, VolumeMismatch
+from hostbackup.restore.decompress import CHUNK
+from hostbackup.restore.reader import ConcatenatedReader, VolumeMismatch
 from hostbackup.storage import remote_settings
 from hostbackup.storage.base import Storage, StorageError
 from hostbackup.storage.ftp import FtpStorage
@@ -108,6 +109,7 @@ class _Downloaded(io.RawIOBase):
     def __init__(self, storage: Storage, volumes: list[Volume]) -> None:
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUE_CHUNKS)
         self._pending = b""
+        self._position = 0
         self._done = False
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._download, args=(storage, volumes), daemon=True)
@@ -115,6 +117,10 @@ class _Downloaded(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def tell(self) -> int:
+        """Bytes downloaded and handed on so far (for progress; the stream cannot seek)."""
+        return self._position
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending and not self._done:
@@ -129,6 +135,7 @@ class _Downloaded(io.RawIOBase):
         count = min(len(buffer), len(self._pending))
         buffer[:count] = self._pending[:count]
         self._pending = self._pending[count:]
+        self._position += count
         return count
 
     def close(self) -> None:

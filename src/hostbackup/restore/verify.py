@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hostbackup.backup.metadata import BackupMeta
-from hostbackup.restore.reader import CHUNK, VolumeMismatch, check_stream, decompressed
+from hostbackup.restore.decompress import CHUNK, decompressed
+from hostbackup.restore.reader import VolumeMismatch, check_stream
 from hostbackup.restore.sources import VolumeSource
 from hostbackup.storage.base import StorageError
 

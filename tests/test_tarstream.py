@@ -1,0 +1,269 @@
+"""The restore side's own tar reader and extractor, against archives made by GNU tar, Python's
+tarfile and our writer: same members, same bytes; damage and truncation are told apart; nothing
+is written outside its root and nothing half-written stays under a real name."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from hostbackup.backup.archive import ArchiveWriter
+from hostbackup.restore import decompress
+from hostbackup.restore.decompress import TarStream, decompressed
+from hostbackup.restore.extract import Extraction, RefusedMember
+from hostbackup.restore.reader import ConcatenatedReader, check_stream
+from hostbackup.restore.tarstream import ArchiveDamaged, ArchiveTruncated, Member, TarReader
+from test_archive import build_tree
+
+Seen = tuple[str, bytes, int, int, int, str, str]  # name, type, mode, size, mtime, link, digest
+
+
+def read_ours(data: bytes) -> list[Seen]:
+    archive = TarReader(io.BytesIO(data).read)
+    seen = []
+    for member in archive.members():
+        digest = hashlib.sha256(b"".join(bytes(view) for view in archive.data())).hexdigest()
+        seen.append((member.name, member.type, member.mode, member.size, member.mtime, member.linkname, digest))
+    return seen
+
+
+def read_tarfile(data: bytes) -> list[Seen]:
+    seen = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+        for member in archive:
+            handle = archive.extractfile(member) if member.isreg() else None
+            content = handle.read() if handle is not None else b""
+            kind = tarfile.DIRTYPE if member.isdir() else member.type
+            size = member.size if member.isreg() else 0
+            link = member.linkname
+            digest = hashlib.sha256(content).hexdigest()
+            seen.append((member.name, kind, member.mode, size, int(member.mtime), link, digest))
+    return seen
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tree") / "src"
+    build_tree(root)
+    os.remove(root / "fifo")
+    os.remove(root / "socket")
+    return root
+
+
+@pytest.mark.parametrize("tar_format", ["gnu", "posix", "ustar-short"])
+def test_gnu_tar_archives_read_like_tarfile_reads_them(tree: Path, tar_format: str, tmp_path: Path) -> None:
+    """GNU long names (L/K), pax headers and plain ustar: names, types, modes, times and bytes agree."""
+    if tar_format == "ustar-short":  # ustar cannot hold the long and odd names: a tree of short ones
+        args = ["tar", "--format=ustar", "-cf", "-", "-C", str(tree), "sizes", "a", "links", "exec.sh"]
+    else:
+        args = ["tar", f"--format={tar_format}", "-cf", "-", "-C", str(tree), "."]
+    data = subprocess.run(args, check=True, capture_output=True).stdout
+    ours = read_ours(data)
+    assert ours == read_tarfile(data)
+    assert len(ours) > 10
+    if tar_format != "ustar-short":
+        assert any(len(name.encode("utf-8", "surrogateescape")) > 100 for name, *_ in ours)
+        assert any(kind == tarfile.LNKTYPE for _, kind, *_ in ours)  # the hard link is reported as one
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_tarfile_archives_with_big_numbers_and_global_headers(tar_format: int) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tar_format, pax_headers={"comment": "global"}) as archive:
+        for name, mtime, uid in (("old.txt", -86_400, 1), ("future.txt", 2**34, 2**22), ("d" * 150, 5, 3)):
+            member = tarfile.TarInfo(name)
+            member.size, member.mtime, member.uid = 3, mtime, uid
+            archive.addfile(member, io.BytesIO(b"abc"))
+    ours = read_ours(raw.getvalue())
+    assert ours == read_tarfile(raw.getvalue())
+    assert [seen[4] for seen in ours] == [-86_400, 2**34, 5]
+
+
+def test_our_writer_round_trips_including_odd_names(tree: Path) -> None:
+    sink = io.BytesIO()
+    with ArchiveWriter(sink, compress=False) as writer:
+        writer.add_tree(tree, "site")
+    data = sink.getvalue()
+    ours = read_ours(data)
+    assert ours == read_tarfile(data)
+    names = {name for name, *_ in ours}
+    assert "site/caf\udce9.txt" in names  # a Latin-1 name stays byte-exact
+    assert "site/new\nline.txt" in names
+
+
+def test_unread_data_is_skipped_and_views_hold_the_member_bytes() -> None:
+    raw = io.BytesIO()
+    contents = {f"f{index}": os.urandom(size) for index, size in enumerate((0, 1, 511, 512, 513, 3 << 20))}
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, content in contents.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    reader = TarReader(io.BytesIO(raw.getvalue()).read)
+    for index, member in enumerate(reader.members()):
+        if index % 2:  # every other member is left unread
+            assert reader.read_all() == contents[member.name]
+    with tarfile.open(fileobj=io.BytesIO(raw.getvalue())) as archive:
+        archive.getmembers()
+        end = archive.offset  # where the end-of-archive blocks start
+    assert reader.consumed == end + 512  # it stops right after the first zero block
+
+
+def _sample_archive() -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for index in range(20):
+            member = tarfile.TarInfo(f"dir/file{index}.txt")
+            content = os.urandom(700)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    return raw.getvalue()
+
+
+def _drain(data: bytes) -> None:
+    archive = TarReader(io.BytesIO(data).read)
+    for _ in archive.members():
+        archive.read_all()
+
+
+@pytest.mark.parametrize("cut", [100, 512, 1000, 1536, 7000, 20 * 1536])
+def test_a_cut_stream_is_truncated_never_complete(cut: int) -> None:
+    with pytest.raises(ArchiveTruncated):
+        _drain(_sample_archive()[:cut])
+
+
+@pytest.mark.parametrize("offset", [0, 100, 148, 1536 + 124, 3 * 1536])
+def test_a_damaged_header_is_damage(offset: int) -> None:
+    data = bytearray(_sample_archive())
+    data[offset] ^= 0x55
+    with pytest.raises(ArchiveDamaged):
+        _drain(bytes(data))
+
+
+def test_an_oversized_extended_header_is_refused_not_read_into_memory() -> None:
+    header = tarfile.TarInfo("x")
+    header.type, header.size = tarfile.XHDTYPE, 4 << 30  # 4 GiB of "pax records"
+    block = header.tobuf(format=tarfile.GNU_FORMAT)
+    with pytest.raises(ArchiveDamaged, match="extended header"):
+        _drain(block + bytes(1024))
+
+
+# -- decompression --------------------------------------------------------------------------------
+
+
+def _volumes(tmp_path: Path, data: bytes, parts: int) -> list[Path]:
+    compressed = zstandard.ZstdCompressor(write_checksum=True).compress(data)
+    step = len(compressed) // parts + 1
+    paths = []
+    for index in range(parts):
+        path = tmp_path / f"v.{index:03d}"
+        path.write_bytes(compressed[index * step : (index + 1) * step])
+        paths.append(path)
+    return paths
+
+
+def _stream(paths: list[Path]) -> TarStream:
+    return decompressed(io.BufferedReader(ConcatenatedReader(paths), 1 << 20))
+
+
+@pytest.mark.parametrize("program", [True, False], ids=["zstd-program", "in-process"])
+def test_decompression_with_and_without_the_zstd_program(
+    program: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not program:
+        monkeypatch.setattr(decompress.shutil, "which", lambda _name: None)
+    data = _sample_archive()
+    with _stream(_volumes(tmp_path, data, 3)) as stream:
+        received = b""
+        while chunk := stream.read():
+            received += chunk
+    assert received == data
+    cut = _volumes(tmp_path, data, 2)[:1]  # the first of two volumes: an import waiting for the second
+    check = check_stream(_stream(cut))
+    assert not check.complete and "ends early" in check.problem
+    damaged = _volumes(tmp_path, data, 1)
+    content = bytearray(damaged[0].read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    damaged[0].write_bytes(content)
+    check = check_stream(_stream(damaged))
+    assert check.complete and not check.intact and "damaged" in check.problem
+
+
+def test_a_failing_consumer_leaves_no_process_behind(tmp_path: Path) -> None:
+    data = os.urandom(4 << 20) * 4  # larger than the pipes: zstd blocks writing when nobody reads
+    stream = _stream(_volumes(tmp_path, data, 2))
+    assert stream.read()
+    process = stream._process  # type: ignore[attr-defined]
+    stream.close()
+    assert process.poll() is not None
+
+
+# -- extraction -----------------------------------------------------------------------------------
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o640) -> Member:
+    return Member(name, kind, mode, os.getuid(), os.getgid(), 0, 1_600_000_000, link)
+
+
+def _chunks(*parts: bytes) -> Iterator[memoryview]:
+    return iter(memoryview(part) for part in parts)
+
+
+def test_extraction_writes_mode_mtime_and_reports_digests(tmp_path: Path) -> None:
+    extraction = Extraction(overwrite=False)
+    extraction.write(tmp_path, "a/b", _member("a/b/", tarfile.DIRTYPE, mode=0o750), ())
+    extraction.write(tmp_path, "a/b/c.txt", _member("x/c.txt"), _chunks(b"hello ", b"world"))
+    extraction.write(tmp_path, "a/link", _member("x/link", tarfile.SYMTYPE, "b/c.txt"), ())
+    extraction.finish()
+    path = tmp_path / "a" / "b" / "c.txt"
+    assert path.read_bytes() == b"hello world"
+    assert (path.stat().st_mode & 0o777, int(path.stat().st_mtime)) == (0o640, 1_600_000_000)
+    assert ((tmp_path / "a" / "b").stat().st_mode & 0o777, int((tmp_path / "a" / "b").stat().st_mtime)) == (
+        0o750, 1_600_000_000,
+    )  # fmt: skip
+    assert os.readlink(tmp_path / "a" / "link") == "b/c.txt"
+    assert extraction.digests == {"x/c.txt": hashlib.sha256(b"hello world").hexdigest()}
+    assert sorted(os.listdir(tmp_path / "a" / "b")) == ["c.txt"]  # no temporary name left
+
+
+def test_keep_and_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_bytes(b"mine")
+    kept = Extraction(overwrite=False)
+    kept.write(tmp_path, "f.txt", _member("f.txt"), _chunks(b"theirs"))
+    assert (tmp_path / "f.txt").read_bytes() == b"mine" and kept.kept == 1
+    replaced = Extraction(overwrite=True)
+    replaced.write(tmp_path, "f.txt", _member("f.txt"), _chunks(b"theirs"))
+    assert (tmp_path / "f.txt").read_bytes() == b"theirs" and replaced.written == 1
+
+
+def test_nothing_is_written_through_a_symlink_already_on_disk(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir(), outside.mkdir()
+    (root / "up").symlink_to(outside)
+    extraction = Extraction(overwrite=True)
+    with pytest.raises(RefusedMember, match="symlink"):
+        extraction.write(root, "up/evil.txt", _member("up/evil.txt"), _chunks(b"evil"))
+    with pytest.raises(RefusedMember, match="in the way"):
+        extraction.write(root, "up", _member("up"), _chunks(b"evil"))
+    extraction.close()
+    assert list(outside.iterdir()) == []
+
+
+def test_a_failing_data_stream_leaves_no_file_under_a_real_name(tmp_path: Path) -> None:
+    def broken() -> Iterator[memoryview]:
+        yield memoryview(b"first part")
+        raise OSError("the stream broke")
+
+    extraction = Extraction(overwrite=False)
+    with pytest.raises(OSError, match="broke"):
+        extraction.write(tmp_path, "d/f.txt", _member("d/f.txt"), broken())
+    extraction.close()
+    assert os.listdir(tmp_path / "d") == []
