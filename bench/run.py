@@ -256,13 +256,21 @@ class Server:
 
     def workers(self) -> list[int]:
         """Worker processes: children of the server running `hostbackup … worker`."""
+        return self._children(worker=True)
+
+    def api_processes(self) -> list[int]:
+        """The processes answering HTTP: uvicorn's children, or the server itself when it has none."""
+        return self._children(worker=False) or [self.process.pid]
+
+    def _children(self, *, worker: bool) -> list[int]:
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
                 ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                if ppid == self.process.pid and b"worker" in (entry / "cmdline").read_bytes():
+                is_worker = b"worker" in (entry / "cmdline").read_bytes()
+                if ppid == self.process.pid and is_worker == worker:
                     found.append(int(entry.name))
             except (OSError, IndexError, ValueError):
                 continue
@@ -672,10 +680,11 @@ class Bench:
         command += ["--body-file", str(body), "--password", ADMIN_PASSWORD]
         command += ["--concurrency", str(self.args.concurrency), "--duration", str(self.args.api_seconds)]
         command += ["--max-requests", str(budget)]
-        server_cpu = proc_cpu(self.server.process.pid)
+        processes = self.server.api_processes()
+        server_cpu = sum(proc_cpu(pid) for pid in processes)
         completed = subprocess.run(command, capture_output=True, check=True, timeout=self.args.api_seconds + 120)
         outcome: dict[str, Any] = json.loads(completed.stdout)
-        outcome["server_cpu_seconds"] = proc_cpu(self.server.process.pid) - server_cpu
+        outcome["server_cpu_seconds"] = sum(proc_cpu(pid) for pid in processes) - server_cpu
         return outcome
 
     @contextlib.contextmanager
@@ -761,7 +770,7 @@ class Bench:
         task_id = server.start_backup(self.login, extra="<only-configuration/>")
         server.wait_task(task_id)
         info = f"<get-tasks-info><task-id>{task_id}</task-id></get-tasks-info>"
-        with self.py_spy(py_spy, [server.process.pid], idle=False) as stacks:
+        with self.py_spy(py_spy, server.api_processes(), idle=False) as stacks:
             time.sleep(0.5)
             self.load(info, self.args.api_requests)
         self.result.profile["server under get-tasks-info load (CPU)"] = summarize_profile(stacks)

@@ -13,6 +13,7 @@ from hostbackup.home import open_home
 from hostbackup.jobs import discard
 from hostbackup.tasks.supervisor import Supervisor
 from hostbackup.tls import ensure_self_signed
+from hostbackup.xmlapi.listeners import run_api_processes
 
 
 @click.command()
@@ -59,10 +60,9 @@ def serve(
     supervisor = Supervisor(services.db, settings.home, lambda task: discard(services, task))
     supervisor.start()
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             "hostbackup.xmlapi.asgi:create_from_environment",
             factory=True,
-            workers=api_processes or min(4, os.cpu_count() or 1),
             host=host,
             port=port,
             log_level=log_level,
@@ -70,6 +70,7 @@ def serve(
             proxy_headers=False,
             **ssl_options,  # type: ignore[arg-type]
         )
+        run_api_processes(config, api_processes or min(4, os.cpu_count() or 1))
     finally:
         # with one API process uvicorn re-raises SIGTERM and this never runs: the backup workers then
         # get SIGTERM from the kernel when this process dies (PR_SET_PDEATHSIG) and clean up themselves

