@@ -57,7 +57,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from lxml import etree
@@ -70,11 +70,13 @@ MB = 1000 * 1000
 BENCH = Path(__file__).resolve().parent
 ENDPOINT = "/enterprise/control/agent.php"
 STEP_TIMEOUT = 3600.0  # no single command may run longer than this
+SETTLE_SECONDS = 3.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`)
 GROUPS = ("hostbackup", "tar", "restic", "borg", "restore", "api")
 
 _children: set[subprocess.Popen[bytes]] = set()
+_Step = TypeVar("_Step")
 
 
 def log(message: str) -> None:
@@ -383,6 +385,19 @@ def hostbackup_restore(server: Server, login: str, name: str, dest: Path) -> Sam
     return Sample(wall, cpu, rss, tree_bytes(dest))
 
 
+def rotated(steps: list[_Step], run: int) -> list[_Step]:
+    """`steps` starting at a different one each run, so that order effects average out."""
+    shift = run % len(steps) if steps else 0
+    return steps[shift:] + steps[:shift]
+
+
+def settle() -> None:
+    """Let the disk and the CPUs calm down before the next timing: on this VM a measurement right
+    after borg's 20 s of zstd took up to twice the CPU time for the same work."""
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
+
+
 def restore_env() -> dict[str, str]:
     return {**os.environ, "HOSTBACKUP_ADMIN_PASSWORD": "bench-Admin-1"}
 
@@ -468,46 +483,71 @@ class Bench:
         self.result.machine["worker_idle_rss_mib"] = round(max(idle, default=0), 1)
 
     def backups(self) -> None:
+        for run in range(self.args.runs):
+            log(f"backup run {run + 1}/{self.args.runs}")
+            for step in rotated(self.backup_steps(), run):
+                settle()
+                step()
+
+    def backup_steps(self) -> list[Callable[[], None]]:
+        """The backup measurements; `backups` rotates their order from run to run."""
         env = peer_env(self.scratch)
         paths = " ".join(shlex.quote(p) for p in self.paths)
         home = shlex.quote(str(self.home))
-        for run in range(self.args.runs):
-            log(f"backup run {run + 1}/{self.args.runs}")
-            if self.wanted("tar"):
-                target = self.out / "tar" / "backup.tar.zst"
-                fresh_dir(target.parent)
-                command = f"tar -cf - -C {home} {paths} | zstd -3 -T0 -q -o {target} && sync {target}"
-                self.add("tar", "tar | zstd -3 -T0", "backup", measure_command(shell(command), target))
-            if self.wanted("hostbackup") and self.server is not None:
-                sample = hostbackup_backup(self.server, self.login, 0, self.out / "hb")
-                self.add("hostbackup", "hostbackup (XML API, 1 volume)", "backup", sample)
-            if self.wanted("tar"):
-                target = fresh_dir(self.out / "tar-split")
-                split = f"split -b {self.args.split_mib}M - {target}/backup.tar.zst."
-                command = f"tar -cf - -C {home} {paths} | zstd -3 -T0 -q | {split} && sync {target}/*"
-                label = f"tar | zstd -3 -T0 | split -b {self.args.split_mib}M"
-                self.add("tar-split", label, "backup", measure_command(shell(command), target))
-            if self.wanted("hostbackup") and self.server is not None:
-                split_kib = self.args.split_mib * 1024
-                sample = hostbackup_backup(self.server, self.login, split_kib, self.out / "hb-split")
-                label = f"hostbackup (XML API, {self.args.split_mib} MiB volumes)"
-                self.add("hostbackup-split", label, "backup", sample)
-            if self.wanted("restic") and self.have.get("restic"):
-                repo = self.out / "restic"
+        steps: list[Callable[[], None]] = []
+
+        def tar() -> None:
+            target = self.out / "tar" / "backup.tar.zst"
+            fresh_dir(target.parent)
+            command = f"tar -cf - -C {home} {paths} | zstd -3 -T0 -q -o {target} && sync {target}"
+            self.add("tar", "tar | zstd -3 -T0", "backup", measure_command(shell(command), target))
+
+        def tar_split() -> None:
+            target = fresh_dir(self.out / "tar-split")
+            split = f"split -b {self.args.split_mib}M - {target}/backup.tar.zst."
+            command = f"tar -cf - -C {home} {paths} | zstd -3 -T0 -q | {split} && sync {target}/*"
+            label = f"tar | zstd -3 -T0 | split -b {self.args.split_mib}M"
+            self.add("tar-split", label, "backup", measure_command(shell(command), target))
+
+        def hostbackup() -> None:
+            assert self.server is not None
+            sample = hostbackup_backup(self.server, self.login, 0, self.out / "hb")
+            self.add("hostbackup", "hostbackup (XML API, 1 volume)", "backup", sample)
+
+        def hostbackup_split() -> None:
+            assert self.server is not None
+            sample = hostbackup_backup(self.server, self.login, self.args.split_mib * 1024, self.out / "hb-split")
+            self.add("hostbackup-split", f"hostbackup (XML API, {self.args.split_mib} MiB volumes)", "backup", sample)
+
+        def restic() -> None:
+            repo = self.out / "restic"
+            shutil.rmtree(repo, ignore_errors=True)
+            shutil.rmtree(self.scratch / "restic-cache", ignore_errors=True)
+            run_measured(["restic", "-r", str(repo), "init", "--quiet"], env=env)
+            argv = ["restic", "-r", str(repo), "backup", "--quiet", *self.paths]
+            self.add("restic", "restic backup", "backup", measure_command(argv, repo, cwd=self.home, env=env))
+
+        def borg(key: str, compression: str) -> Callable[[], None]:
+            def step() -> None:
+                repo = self.out / key
                 shutil.rmtree(repo, ignore_errors=True)
-                shutil.rmtree(self.scratch / "restic-cache", ignore_errors=True)
-                run_measured(["restic", "-r", str(repo), "init", "--quiet"], env=env)
-                argv = ["restic", "-r", str(repo), "backup", "--quiet", *self.paths]
-                self.add("restic", "restic backup", "backup", measure_command(argv, repo, cwd=self.home, env=env))
-            if self.wanted("borg") and self.have.get("borg"):
-                for key, compression in (("borg-lz4", "lz4"), ("borg-zstd", "zstd,3")):
-                    repo = self.out / key
-                    shutil.rmtree(repo, ignore_errors=True)
-                    shutil.rmtree(self.scratch / "borg-base", ignore_errors=True)
-                    run_measured(["borg", "init", "--encryption=none", str(repo)], env=env)
-                    argv = ["borg", "create", "--compression", compression, f"{repo}::bench", *self.paths]
-                    sample = measure_command(argv, repo, cwd=self.home, env=env)
-                    self.add(key, f"borg create --compression {compression}", "backup", sample)
+                shutil.rmtree(self.scratch / "borg-base", ignore_errors=True)
+                run_measured(["borg", "init", "--encryption=none", str(repo)], env=env)
+                argv = ["borg", "create", "--compression", compression, f"{repo}::bench", *self.paths]
+                sample = measure_command(argv, repo, cwd=self.home, env=env)
+                self.add(key, f"borg create --compression {compression}", "backup", sample)
+
+            return step
+
+        if self.wanted("tar"):
+            steps += [tar, tar_split]
+        if self.wanted("hostbackup") and self.server is not None:
+            steps += [hostbackup, hostbackup_split]
+        if self.wanted("restic") and self.have.get("restic"):
+            steps.append(restic)
+        if self.wanted("borg") and self.have.get("borg"):
+            steps += [borg("borg-lz4", "lz4"), borg("borg-zstd", "zstd,3")]
+        return steps
 
     # -- restores --
 
@@ -539,23 +579,17 @@ class Bench:
         return Server(self.home, self.scratch / "server-restore.log")
 
     def _restores(self, dest: Path) -> None:
-
-        def settle() -> None:
-            """Remove the last restore and let the filesystem finish that work before the next timing."""
-            shutil.rmtree(dest, ignore_errors=True)
-            os.sync()
-            time.sleep(1.0)
-            dest.mkdir()
-
         for run in range(self.args.runs):
             log(f"restore run {run + 1}/{self.args.runs}")
-            for step in self.restore_steps(run):
+            for step in rotated(self.restore_steps(), run):
+                shutil.rmtree(dest, ignore_errors=True)  # the last restore goes before the next timing
                 settle()
+                dest.mkdir()
                 step(dest)
         shutil.rmtree(dest, ignore_errors=True)
 
-    def restore_steps(self, run: int) -> list[Callable[[Path], None]]:
-        """The restore measurements, in an order that rotates with the run (order effects average out)."""
+    def restore_steps(self) -> list[Callable[[Path], None]]:
+        """The restore measurements; `_restores` rotates their order from run to run."""
         env = peer_env(self.scratch)
         hb, hb_split, tar = self.out / "hb", self.out / "hb-split", self.out / "tar" / "backup.tar.zst"
         steps: list[Callable[[Path], None]] = []
@@ -636,7 +670,7 @@ class Bench:
         for key, label in (("borg-lz4", "lz4"), ("borg-zstd", "zstd,3")):
             if (self.out / key).exists():
                 steps.append(borg(key, label))
-        return steps[run % len(steps) :] + steps[: run % len(steps)] if steps else steps
+        return steps
 
     # -- API --
 

@@ -137,7 +137,7 @@ class RestoreJob:
                         sums = parse_sums(archive.read_all())
                     else:
                         notes += self._member(options, member, archive, extraction, info)
-                    progress(bytes_done=raw.raw.tell())  # not raw.tell(): the prefetch thread holds its lock
+                    progress(bytes_done=raw.raw.tell())  # not raw.tell(): the zstd feeder thread holds its lock
                 stream.drain()  # the padding after the archive: every volume's checksum gets checked
             extraction.finish()
         except (RefusedMember, DatabaseRestoreFailed, ApiError, ArchiveDamaged, ZstdError, OSError, EOFError) as exc:
