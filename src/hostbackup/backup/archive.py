@@ -71,10 +71,10 @@ SPOOL_MAX_MEMORY = 8 << 20
 #: The progress callback fires each time this many more bytes of file data have been read; it is
 #: also where a stopped task learns it must stop, so it must come often even at slow levels.
 PROGRESS_INTERVAL = 1 << 20
-#: zstd job size with worker threads. Level 3's default keeps about 80 MiB of job buffers. Measured on the
-#: 1 GiB bench corpus (peak RSS above an idle process, output size): 4 MiB jobs +70 MiB, 2 MiB +39 MiB
-#: and 0.7 % larger, 1 MiB +27 MiB and 1.8 % larger; the speed did not change.
-ZSTD_JOB_SIZE = 2 << 20
+#: zstd job size with worker threads; level 3's default keeps about 80 MiB of job buffers. On the 1 GiB
+#: bench corpus through the API (BENCHMARKS.md): 4 MiB jobs peaked at 152 MiB (over the 150 MiB
+#: target), 3 MiB at 141 MiB with 0.3 % larger output, 2 MiB at 127 MiB but about 7 % slower.
+ZSTD_JOB_SIZE = 3 << 20
 #: zstd worker threads: one per logical CPU (python-zstandard's ``-1``).
 DEFAULT_THREADS = -1
 
