@@ -145,11 +145,19 @@ def test_truncated_backup_restores_nothing(server: Server, tmp_path: Path) -> No
     assert not (server.home / "restores" / "clients" / "cutoff" / "out").exists()
 
 
-def _plant_backup(server: Server, login: str, members: list[tuple[tarfile.TarInfo, bytes]]) -> str:
+PLAIN_INFO = b'<backup-info format="hostbackup/1" level="customer"><description/><accounts/></backup-info>'
+
+
+def _plant_backup(
+    server: Server,
+    login: str,
+    members: list[tuple[tarfile.TarInfo, bytes]],
+    info: bytes = PLAIN_INFO,
+    webspace: str = "victim.test",
+) -> str:
     """A crafted backup: a tar stream of our shape with hostile members, and valid metadata."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        info = b'<backup-info format="hostbackup/1" level="customer"><description/><accounts/></backup-info>'
         first = tarfile.TarInfo("backup-info.xml")
         first.size = len(info)
         archive.addfile(first, io.BytesIO(info))
@@ -164,7 +172,7 @@ def _plant_backup(server: Server, login: str, members: list[tuple[tarfile.TarInf
     meta = {
         "format": "hostbackup-backup/1", "name": name, "owner_kind": "customer", "owner_id": None,
         "owner_name": login, "created": int(time.time()), "description": "planted", "task_id": None,
-        "compression": "zstd", "options": {}, "members": 0, "content_bytes": 0, "webspaces": ["victim.test"],
+        "compression": "zstd", "options": {}, "members": 0, "content_bytes": 0, "webspaces": [webspace],
         "warnings": [], "volumes": [{"name": name, "size": len(volume), "sha256": hashlib.sha256(volume).hexdigest()}],
     }  # fmt: skip
     (folder / f"{name}.meta.json").write_text(json.dumps(meta))
@@ -208,6 +216,26 @@ def test_hostile_archives_are_refused_and_nothing_escapes(server: Server, tmp_pa
     name = _plant_backup(server, "victim", cases["dotdot"])
     assert run_restore(server, "victim", name).findtext("state") == "failed"
     assert not (server.home / "vhosts" / "escaped.txt").exists() and not (server.home / "escaped.txt").exists()
+
+
+LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE backup-info [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<backup-info format="hostbackup/1" level="customer"><description>&lol3;</description><accounts>
+<customer login="planted" id="9" guid="g" status="0" created="2026-01-01T00:00:00">
+<password-hash>x</password-hash></customer></accounts></backup-info>"""
+
+
+def test_a_hostile_configuration_dump_is_refused_and_creates_nothing(server: Server) -> None:
+    seed_customer(server, "infohost", ("infohost.test",))
+    members = [(_member("domains/infohost.test/files/a.txt"), b"a")]
+    name = _plant_backup(server, "infohost", members, info=LAUGHS, webspace="infohost.test")
+    progress = run_restore(server, "infohost", name)
+    assert progress.findtext("state") == "failed"
+    assert "backup-info.xml declares a DOCTYPE" in (progress.findtext("error") or "")
+    answer = server.call("<packet><customer><get><filter><login>planted</login></filter><dataset><gen_info/>"
+                         "</dataset></get></customer></packet>")  # fmt: skip
+    assert answer.findtext("customer/get/result/errcode") == "1013"  # no account was re-created from it
 
 
 def test_restore_request_errors_and_roles(server: Server) -> None:

@@ -21,6 +21,8 @@ from hostbackup.xmlapi.results import E, boolean
 
 MEMBER_NAME = "backup-info.xml"
 FORMAT = "hostbackup/1"
+#: A larger configuration dump is refused when reading a backup: it is read into memory whole.
+MAX_BYTES = 64 << 20
 _USER_FIELDS = ("pname", "cname", "phone", "fax", "email", "address", "city", "state", "pcode", "country",
                 "locale", "external_id", "description")  # fmt: skip
 _WEBSPACE_FIELDS = ("external_id", "description", "admin_description", "reseller_description")
@@ -99,3 +101,23 @@ def dump(task: Task, accounts: etree._Element, content: dict[str, bool]) -> byte
     info.append(options)
     info.append(accounts)
     return etree.tostring(info, encoding="UTF-8", xml_declaration=True, pretty_print=True)
+
+
+class DumpRefused(ValueError):
+    """A configuration dump that is too large, not well-formed, or declares a DOCTYPE."""
+
+
+def parse(document: bytes) -> etree._Element:
+    """Parse a backup's configuration dump without trusting it (an upload may be hostile, like a
+    request packet): bounded size, no DOCTYPE, no entities resolved, no network."""
+    if len(document) > MAX_BYTES:
+        raise DumpRefused(f"{MEMBER_NAME} holds {len(document)} bytes, more than the {MAX_BYTES} allowed")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(document, parser)
+    except etree.XMLSyntaxError as exc:
+        raise DumpRefused(f"{MEMBER_NAME} is not well-formed: {exc}") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise DumpRefused(f"{MEMBER_NAME} declares a DOCTYPE")
+    return root

@@ -16,8 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from lxml import etree
-
+from hostbackup.backup import config_dump
 from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.metadata import BackupMeta, write_atomically
 from hostbackup.backup.volumes import Volume
@@ -58,7 +57,10 @@ def _volume_set(directory: Path, name: str, pending: Path) -> tuple[str, list[Pa
 
 
 def _meta_for(owner: Owner, backup: str, volumes: list[Path], check: ArchiveCheck) -> BackupMeta:
-    info = etree.fromstring(check.info) if check.info else None
+    try:
+        info = config_dump.parse(check.info) if check.info else None
+    except config_dump.DumpRefused:
+        info = None  # the backup is stored; its creation time and description fall back to defaults
     with volumes[0].open("rb") as first:
         compressed = first.read(4) == ZSTD_MAGIC
     warnings = [] if check.intact else [f"imported with a failed integrity check: {check.problem}"]

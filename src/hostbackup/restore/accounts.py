@@ -79,11 +79,12 @@ def _webspace(
 
 
 def recreate(
-    session: Session, vhosts: Path, mail: Path, info: bytes, webspaces: set[str], owner_id: int | None
+    session: Session, vhosts: Path, mail: Path, info: etree._Element, webspaces: set[str], owner_id: int | None
 ) -> Recreated:
-    """Create the missing accounts, webspaces (those in `webspaces`) and their mailboxes."""
+    """Create the missing accounts, webspaces (those in `webspaces`) and their mailboxes, from the parsed
+    configuration dump (`config_dump.parse`)."""
     done = Recreated()
-    accounts = etree.fromstring(info).find("accounts")
+    accounts = info.find("accounts")
     if accounts is None:
         return done
 

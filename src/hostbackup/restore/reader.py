@@ -16,7 +16,7 @@ from pathlib import Path
 
 import zstandard
 
-from hostbackup.backup.config_dump import MEMBER_NAME
+from hostbackup.backup.config_dump import MAX_BYTES, MEMBER_NAME
 from hostbackup.backup.volumes import Volume
 from hostbackup.restore.decompress import CHUNK, TarStream, decompressed
 from hostbackup.restore.tarstream import ArchiveDamaged, ArchiveTruncated, TarReader
@@ -137,7 +137,7 @@ def check_stream(tar_stream: TarStream) -> ArchiveCheck:
                 if member.name == SUMS_NAME:
                     sums = archive.read_all()
                 elif member.name == MEMBER_NAME and not result.info:
-                    result.info = archive.read_all()
+                    result.info = archive.read_all(MAX_BYTES)
                     digests[member.name.encode()] = hashlib.sha256(result.info).hexdigest()
                 else:
                     digest = hashlib.sha256()

@@ -19,7 +19,8 @@ from typing import Any
 from lxml import etree
 from zstandard import ZstdError
 
-from hostbackup.backup.config_dump import MEMBER_NAME
+from hostbackup.backup import config_dump
+from hostbackup.backup.config_dump import MEMBER_NAME, DumpRefused
 from hostbackup.backup.metadata import BackupMeta
 from hostbackup.backup.runner import task_owner
 from hostbackup.db.tables import Task
@@ -130,9 +131,9 @@ class RestoreJob:
                 for member in archive.members():
                     member_name = member.name
                     if member.name == MEMBER_NAME and member.isfile():
-                        document = archive.read_all()
-                        info = etree.fromstring(document)
-                        notes += self._accounts(task, options, document)
+                        document = archive.read_all(config_dump.MAX_BYTES)
+                        info = config_dump.parse(document)
+                        notes += self._accounts(task, options, info)
                     elif member.name == SUMS_NAME and member.isfile():
                         sums = parse_sums(archive.read_all())
                     else:
@@ -140,7 +141,9 @@ class RestoreJob:
                     progress(bytes_done=raw.raw.tell())  # not raw.tell(): the zstd feeder thread holds its lock
                 stream.drain()  # the padding after the archive: every volume's checksum gets checked
             extraction.finish()
-        except (RefusedMember, DatabaseRestoreFailed, ApiError, ArchiveDamaged, ZstdError, OSError, EOFError) as exc:
+        except (
+            RefusedMember, DatabaseRestoreFailed, DumpRefused, ApiError, ArchiveDamaged, ZstdError, OSError, EOFError
+        ) as exc:  # fmt: skip
             raise RestoreFailed(
                 f"restore stopped at {member_name or 'the start'}: {exc}; "
                 f"{extraction.written} entries were restored before it, the rest was not"
@@ -155,7 +158,7 @@ class RestoreJob:
         notes.append(f"restored {extraction.written} entries, kept {extraction.kept} existing ones")
         return notes
 
-    def _accounts(self, task: Task, options: RestoreOptions, info: bytes) -> list[str]:
+    def _accounts(self, task: Task, options: RestoreOptions, info: etree._Element) -> list[str]:
         if options.target_directory or options.component not in ("", "files", "mail"):
             return []
         settings = self.services.settings

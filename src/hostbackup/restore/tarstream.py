@@ -124,7 +124,10 @@ class TarReader:
             self._unread -= len(view)
             yield view
 
-    def read_all(self) -> bytes:
+    def read_all(self, limit: int | None = None) -> bytes:
+        """The current member's data in memory; a member larger than `limit` is refused as damage."""
+        if limit is not None and self._pending > limit:
+            raise ArchiveDamaged(f"a member of {self._pending} bytes where at most {limit} are allowed")
         return b"".join(bytes(view) for view in self.data())
 
     def _skip_rest(self) -> None:
