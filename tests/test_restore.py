@@ -232,7 +232,7 @@ def test_a_hostile_configuration_dump_is_refused_and_creates_nothing(server: Ser
     name = _plant_backup(server, "infohost", members, info=LAUGHS, webspace="infohost.test")
     progress = run_restore(server, "infohost", name)
     assert progress.findtext("state") == "failed"
-    assert "backup-info.xml declares a DOCTYPE" in (progress.findtext("error") or "")
+    assert "backup-info.xml: DOCTYPE is not allowed" in (progress.findtext("error") or "")
     answer = server.call("<packet><customer><get><filter><login>planted</login></filter><dataset><gen_info/>"
                          "</dataset></get></customer></packet>")  # fmt: skip
     assert answer.findtext("customer/get/result/errcode") == "1013"  # no account was re-created from it

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 from hostbackup.accounts.databases import databases_of
 from hostbackup.accounts.webspaces import mailboxes_of
 from hostbackup.db.tables import DbServer, Task, User, Webspace
+from hostbackup.xmlapi.packet import PacketError, parse_packet
 from hostbackup.xmlapi.results import E, boolean
 
 MEMBER_NAME = "backup-info.xml"
 FORMAT = "hostbackup/1"
-#: A larger configuration dump is refused when reading a backup: it is read into memory whole.
+#: A larger configuration dump is refused when reading a backup (`TarReader.read_all`): it is read into memory.
 MAX_BYTES = 64 << 20
 _USER_FIELDS = ("pname", "cname", "phone", "fax", "email", "address", "city", "state", "pcode", "country",
                 "locale", "external_id", "description")  # fmt: skip
@@ -104,20 +105,14 @@ def dump(task: Task, accounts: etree._Element, content: dict[str, bool]) -> byte
 
 
 class DumpRefused(ValueError):
-    """A configuration dump that is too large, not well-formed, or declares a DOCTYPE."""
+    """A configuration dump that is not well-formed or declares a DOCTYPE."""
 
 
 def parse(document: bytes) -> etree._Element:
-    """Parse a backup's configuration dump without trusting it (an upload may be hostile, like a
-    request packet): bounded size, no DOCTYPE, no entities resolved, no network."""
-    if len(document) > MAX_BYTES:
-        raise DumpRefused(f"{MEMBER_NAME} holds {len(document)} bytes, more than the {MAX_BYTES} allowed")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    """Parse a backup's configuration dump without trusting it: an upload may be as hostile as a request,
+    so it goes through the request parser (DOCTYPE refused before any entity is read, no network).
+    Its size is bounded where it is read from the archive (`MAX_BYTES`)."""
     try:
-        root = etree.fromstring(document, parser)
-    except etree.XMLSyntaxError as exc:
-        raise DumpRefused(f"{MEMBER_NAME} is not well-formed: {exc}") from None
-    docinfo = root.getroottree().docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise DumpRefused(f"{MEMBER_NAME} declares a DOCTYPE")
-    return root
+        return parse_packet(document)
+    except PacketError as err:
+        raise DumpRefused(f"{MEMBER_NAME}: {err.message} (line {err.line})") from None
