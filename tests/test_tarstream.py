@@ -19,7 +19,7 @@ from hostbackup.backup.archive import ArchiveWriter
 from hostbackup.restore import decompress
 from hostbackup.restore.decompress import TarStream, decompressed
 from hostbackup.restore.extract import Extraction, RefusedMember
-from hostbackup.restore.reader import ConcatenatedReader, check_stream
+from hostbackup.restore.reader import ConcatenatedReader, check_stream, open_stream
 from hostbackup.restore.tarstream import ArchiveDamaged, ArchiveTruncated, Member, TarReader
 from test_archive import build_tree
 
@@ -174,36 +174,49 @@ def _stream(paths: list[Path]) -> TarStream:
     return decompressed(io.BufferedReader(ConcatenatedReader(paths), 1 << 20))
 
 
-@pytest.mark.parametrize("program", [True, False], ids=["zstd-program", "in-process"])
-def test_decompression_with_and_without_the_zstd_program(
-    program: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("how", ["fed", "files", "in-process"])
+def test_decompression_fed_by_a_thread_read_from_files_or_in_process(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not program:
+    """fed: zstd's stdin written by our thread (FTP); files: zstd reads one volume, or several via cat."""
+    if how == "in-process":
         monkeypatch.setattr(decompress.shutil, "which", lambda _name: None)
+    make = open_stream if how == "files" else _stream
     data = _sample_archive()
-    with _stream(_volumes(tmp_path, data, 3)) as stream:
+    with make(_volumes(tmp_path, data, 3)) as stream:
+        assert how != "files" or stream._reader is not None  # type: ignore[attr-defined]
         received = b""
         while chunk := stream.read():
             received += chunk
     assert received == data
     cut = _volumes(tmp_path, data, 2)[:1]  # the first of two volumes: an import waiting for the second
-    check = check_stream(_stream(cut))
+    check = check_stream(make(cut))
     assert not check.complete and "ends early" in check.problem
     damaged = _volumes(tmp_path, data, 1)
     content = bytearray(damaged[0].read_bytes())
     content[len(content) // 2] ^= 0xFF
     damaged[0].write_bytes(content)
-    check = check_stream(_stream(damaged))
+    check = check_stream(make(damaged))
     assert check.complete and not check.intact and "damaged" in check.problem
 
 
-def test_a_failing_consumer_leaves_no_process_behind(tmp_path: Path) -> None:
+def test_a_volume_that_cannot_be_read_is_an_error_not_a_short_archive(tmp_path: Path) -> None:
+    data = _sample_archive()
+    paths = _volumes(tmp_path, data, 2)
+    unreadable = tmp_path / "directory-not-volume"
+    unreadable.mkdir()
+    with open_stream([*paths, unreadable]) as stream, pytest.raises(OSError, match="reading the volumes failed"):
+        stream.drain()
+
+
+@pytest.mark.parametrize("how", ["fed", "files"])
+def test_a_failing_consumer_leaves_no_process_behind(how: str, tmp_path: Path) -> None:
     data = os.urandom(4 << 20) * 4  # larger than the pipes: zstd blocks writing when nobody reads
-    stream = _stream(_volumes(tmp_path, data, 2))
+    stream = (open_stream if how == "files" else _stream)(_volumes(tmp_path, data, 2))
     assert stream.read()
-    process = stream._process  # type: ignore[attr-defined]
+    processes = [stream._process, stream._reader]  # type: ignore[attr-defined]
     stream.close()
-    assert process.poll() is not None
+    assert all(process is None or process.poll() is not None for process in processes)
 
 
 # -- extraction -----------------------------------------------------------------------------------

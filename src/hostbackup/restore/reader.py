@@ -18,7 +18,7 @@ import zstandard
 
 from hostbackup.backup.config_dump import MAX_BYTES, MEMBER_NAME
 from hostbackup.backup.volumes import Volume
-from hostbackup.restore.decompress import CHUNK, TarStream, decompressed
+from hostbackup.restore.decompress import CHUNK, TarStream, decompressed_files
 from hostbackup.restore.tarstream import ArchiveDamaged, ArchiveTruncated, TarReader
 
 SUMS_NAME = "SHA256SUMS"
@@ -76,8 +76,8 @@ class ConcatenatedReader(io.RawIOBase):
 
 
 def open_stream(paths: Sequence[Path]) -> TarStream:
-    """The tar stream of volume files, in order."""
-    return decompressed(io.BufferedReader(ConcatenatedReader(paths), CHUNK))
+    """The tar stream of volume files, in order; their SHA-256 is not checked here."""
+    return decompressed_files(paths, io.BufferedReader(ConcatenatedReader(paths), CHUNK))
 
 
 def parse_sums(data: bytes) -> dict[bytes, str]:

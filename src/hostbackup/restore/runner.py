@@ -10,7 +10,6 @@ names the member and says what was already restored.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from hostbackup.errors import ApiError
 from hostbackup.restore import databases
 from hostbackup.restore.accounts import recreate
 from hostbackup.restore.databases import DatabaseRestoreFailed
-from hostbackup.restore.decompress import decompressed
+from hostbackup.restore.decompress import TarStream
 from hostbackup.restore.extract import Extraction, RefusedMember, check_name
 from hostbackup.restore.reader import SUMS_NAME, parse_sums
 from hostbackup.restore.sources import VolumeSource, volume_source
@@ -38,6 +37,7 @@ from hostbackup.tasks.worker import Progress
 from hostbackup.xmlapi.context import Services
 
 COMPONENTS = ("files", "mail", "databases")
+PROGRESS_STEP = 1 << 20
 
 
 class RestoreFailed(Exception):
@@ -85,6 +85,24 @@ class RestoreOptions:
         )
 
 
+def _tar_size(meta: BackupMeta) -> int:
+    """About the size of the tar stream: file data and a header per member (padding not counted)."""
+    return meta.content_bytes + 512 * meta.members
+
+
+class _Reporter:
+    """Progress in bytes of tar stream, every `PROGRESS_STEP` (also where a stop request is noticed)."""
+
+    def __init__(self, progress: Progress, estimate: int) -> None:
+        self.progress = progress
+        self.estimate = estimate
+        self.due = 0
+
+    def __call__(self, done: int) -> None:
+        self.due = done + PROGRESS_STEP
+        self.progress(bytes_done=min(done, self.estimate))
+
+
 class RestoreJob:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -100,9 +118,10 @@ class RestoreJob:
             if meta is None:
                 raise RestoreFailed(f"the backup {options.filename} no longer exists")
             self._vouch(source, meta, remote=options.remote)
-            progress(bytes_estimated=sum(volume.size for volume in meta.volumes), current_item=meta.name)
+            estimate = _tar_size(meta)
+            progress(bytes_estimated=estimate, current_item=meta.name)
             extraction = Extraction(overwrite=options.overwrite)
-            notes = self._stream(task, options, source.open(meta), extraction, progress)
+            notes = self._stream(task, options, source.tar_stream(meta), extraction, _Reporter(progress, estimate))
         finally:
             source.close()
         return {"filename": meta.name, "warnings": notes, "current_item": ""}
@@ -119,14 +138,14 @@ class RestoreJob:
             raise RestoreFailed(f"nothing restored: {problem}")
 
     def _stream(
-        self, task: Task, options: RestoreOptions, raw: io.BufferedReader, extraction: Extraction, progress: Progress
+        self, task: Task, options: RestoreOptions, tar_stream: TarStream, extraction: Extraction, report: _Reporter
     ) -> list[str]:
         notes: list[str] = []
         sums: dict[bytes, str] = {}
         info: etree._Element | None = None
         member_name = ""
         try:
-            with decompressed(raw) as stream:
+            with tar_stream as stream:
                 archive = TarReader(stream.read)
                 for member in archive.members():
                     member_name = member.name
@@ -138,8 +157,9 @@ class RestoreJob:
                         sums = parse_sums(archive.read_all())
                     else:
                         notes += self._member(options, member, archive, extraction, info)
-                    progress(bytes_done=raw.raw.tell())  # not raw.tell(): the zstd feeder thread holds its lock
-                stream.drain()  # the padding after the archive: every volume's checksum gets checked
+                    if archive.consumed >= report.due:
+                        report(archive.consumed)
+                stream.drain()  # the padding after the archive (and, streamed, every volume's checksum)
             extraction.finish()
         except (
             RefusedMember, DatabaseRestoreFailed, DumpRefused, ApiError, ArchiveDamaged, ZstdError, OSError, EOFError

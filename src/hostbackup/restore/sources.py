@@ -21,8 +21,8 @@ from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.metadata import SUFFIX, BackupMeta
 from hostbackup.backup.volumes import Volume
 from hostbackup.errors import NotConfigured, NotSupported
-from hostbackup.restore.decompress import CHUNK
-from hostbackup.restore.reader import ConcatenatedReader, VolumeMismatch
+from hostbackup.restore.decompress import CHUNK, TarStream, decompressed
+from hostbackup.restore.reader import ConcatenatedReader, VolumeMismatch, open_stream
 from hostbackup.storage import remote_settings
 from hostbackup.storage.base import Storage, StorageError
 from hostbackup.storage.ftp import FtpStorage
@@ -40,6 +40,10 @@ class VolumeSource(Protocol):
 
     def open(self, meta: BackupMeta) -> io.BufferedReader:
         """All volumes as one raw stream, each checked against its SHA-256 as it ends."""
+
+    def tar_stream(self, meta: BackupMeta) -> TarStream:
+        """The decompressed archive, for a restore that has vouched for the volumes (`size_problem`,
+        and `verify_backup` for local ones) just before."""
 
     def close(self) -> None: ...
 
@@ -60,8 +64,14 @@ class LocalVolumes:
         return None
 
     def open(self, meta: BackupMeta) -> io.BufferedReader:
-        paths = [self.catalog.directory / volume.name for volume in meta.volumes]
-        return io.BufferedReader(ConcatenatedReader(paths, meta.volumes), CHUNK)
+        return io.BufferedReader(ConcatenatedReader(self._paths(meta), meta.volumes), CHUNK)
+
+    def tar_stream(self, meta: BackupMeta) -> TarStream:
+        """zstd reads the files itself; their SHA-256 was checked by the caller, not again here."""
+        return open_stream(self._paths(meta))
+
+    def _paths(self, meta: BackupMeta) -> list[Path]:
+        return [self.catalog.directory / volume.name for volume in meta.volumes]
 
     def close(self) -> None:
         pass
@@ -92,6 +102,10 @@ class RemoteVolumes:
 
     def open(self, meta: BackupMeta) -> io.BufferedReader:
         return io.BufferedReader(_Downloaded(self.storage, meta.volumes), CHUNK)
+
+    def tar_stream(self, meta: BackupMeta) -> TarStream:
+        """Each volume's SHA-256 is checked as it streams: reading it twice would double the transfer."""
+        return decompressed(self.open(meta))
 
     def close(self) -> None:
         self.storage.close()
