@@ -16,7 +16,7 @@ import pytest
 import zstandard
 
 from hostbackup.backup.archive import ArchiveWriter
-from hostbackup.restore import decompress
+from hostbackup.restore import decompress, extract
 from hostbackup.restore.decompress import TarStream, decompressed
 from hostbackup.restore.extract import Extraction, RefusedMember
 from hostbackup.restore.reader import ConcatenatedReader, check_stream, open_stream
@@ -230,7 +230,7 @@ def _chunks(*parts: bytes) -> Iterator[memoryview]:
     return iter(memoryview(part) for part in parts)
 
 
-def test_extraction_writes_mode_mtime_and_reports_digests(tmp_path: Path) -> None:
+def test_extraction_writes_mode_mtime_and_reports_digests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     extraction = Extraction(overwrite=False)
     extraction.write(tmp_path, "a/b", _member("a/b/", tarfile.DIRTYPE, mode=0o750), ())
     extraction.write(tmp_path, "a/b/c.txt", _member("x/c.txt"), _chunks(b"hello ", b"world"))
@@ -244,7 +244,17 @@ def test_extraction_writes_mode_mtime_and_reports_digests(tmp_path: Path) -> Non
     )  # fmt: skip
     assert os.readlink(tmp_path / "a" / "link") == "b/c.txt"
     assert extraction.digests == {"x/c.txt": hashlib.sha256(b"hello world").hexdigest()}
-    assert sorted(os.listdir(tmp_path / "a" / "b")) == ["c.txt"]  # no temporary name left
+    old_umask = os.umask(0o022)  # what a daemon usually has: it would cut the group and other bits
+    monkeypatch.setattr(extract, "_UMASK", 0o022)  # as read when the worker started
+    try:
+        extraction = Extraction(overwrite=True)
+        for name in ("a/b/shared.txt", "new/shared.txt"):  # in an existing directory, in a new one
+            extraction.write(tmp_path, name, _member(name, mode=0o666), _chunks(b"x"))
+        extraction.finish()
+    finally:
+        os.umask(old_umask)
+    assert {(tmp_path / name).stat().st_mode & 0o777 for name in ("a/b/shared.txt", "new/shared.txt")} == {0o666}
+    assert sorted(os.listdir(tmp_path / "a" / "b")) == ["c.txt", "shared.txt"]  # no temporary name left
 
 
 def test_keep_and_overwrite(tmp_path: Path) -> None:
@@ -280,3 +290,51 @@ def test_a_failing_data_stream_leaves_no_file_under_a_real_name(tmp_path: Path) 
         extraction.write(tmp_path, "d/f.txt", _member("d/f.txt"), broken())
     extraction.close()
     assert os.listdir(tmp_path / "d") == []
+
+
+def test_a_new_directory_appears_whole_when_the_stream_leaves_it(tmp_path: Path) -> None:
+    extraction = Extraction(overwrite=False)
+    extraction.write(tmp_path, "new/sub/a.txt", _member("new/sub/a.txt"), _chunks(b"a"))
+    (temporary,) = os.listdir(tmp_path)  # files go straight in, under a directory not yet named
+    assert temporary.startswith(".hostbackup-restoring.") and not (tmp_path / "new").exists()
+    extraction.write(tmp_path, "other.txt", _member("other.txt"), _chunks(b"o"))
+    assert (tmp_path / "new" / "sub" / "a.txt").read_bytes() == b"a"
+    extraction.write(tmp_path, "new/b.txt", _member("new/b.txt"), _chunks(b"b"))  # back in: it exists now
+    extraction.write(tmp_path, "new/b.txt", _member("new/b.txt"), _chunks(b"again"))  # kept: overwrite is off
+    extraction.finish()
+    assert sorted(os.listdir(tmp_path)) == ["new", "other.txt"]
+    assert sorted(os.listdir(tmp_path / "new")) == ["b.txt", "sub"]
+    assert (tmp_path / "new" / "b.txt").read_bytes() == b"b" and extraction.kept == 1
+
+
+def test_a_name_twice_in_a_new_directory_keeps_the_later_member_like_tar(tmp_path: Path) -> None:
+    extraction = Extraction(overwrite=False)
+    extraction.write(tmp_path, "d/x.txt", _member("d/x.txt"), _chunks(b"first"))
+    extraction.write(tmp_path, "d/x.txt", _member("d/x.txt"), _chunks(b"second"))
+    extraction.finish()
+    assert os.listdir(tmp_path / "d") == ["x.txt"] and (tmp_path / "d" / "x.txt").read_bytes() == b"second"
+
+
+def test_a_killed_restore_leaves_no_file_under_a_real_name_and_a_retry_completes(tmp_path: Path) -> None:
+    killed = Extraction(overwrite=False)
+    killed.write(tmp_path, "site/index.html", _member("site/index.html"), _chunks(b"complete"))
+    killed.write(tmp_path, "site/big.bin", _member("site/big.bin"), _chunks(b"half of it"))
+    # the process dies here: no close, no rename; a retry that keeps existing files runs next
+    assert not (tmp_path / "site").exists()
+    retry = Extraction(overwrite=False)
+    retry.write(tmp_path, "site/index.html", _member("site/index.html"), _chunks(b"complete"))
+    retry.write(tmp_path, "site/big.bin", _member("site/big.bin"), _chunks(b"half of it", b" and the rest"))
+    retry.finish()
+    assert (tmp_path / "site" / "big.bin").read_bytes() == b"half of it and the rest" and retry.kept == 0
+
+
+def test_a_directory_that_appears_meanwhile_is_not_replaced(tmp_path: Path) -> None:
+    extraction = Extraction(overwrite=True)
+    extraction.write(tmp_path, "new/a.txt", _member("new/a.txt"), _chunks(b"restored"))
+    (tmp_path / "new").mkdir()  # somebody else made it while the restore wrote into its new copy
+    (tmp_path / "new" / "theirs.txt").write_bytes(b"theirs")
+    extraction.finish()
+    assert extraction.unplaced and extraction.unplaced[0].startswith("new (left as .hostbackup-restoring.")
+    assert os.listdir(tmp_path / "new") == ["theirs.txt"]
+    (left,) = [name for name in os.listdir(tmp_path) if name != "new"]
+    assert (tmp_path / left / "a.txt").read_bytes() == b"restored"

@@ -10,15 +10,21 @@ real sites (`→ /etc/...`) and harmless once nothing can be written through it.
 Directories are opened one component at a time with ``O_NOFOLLOW`` relative to their parent's
 descriptor (``openat``), so a symlink anywhere on the path is refused by the kernel, not by a
 check that could race; the open descriptors of the current path are kept, since a tar stream
-lists a directory's files together. Files are written under a temporary name, given their mode,
-owner and mtime through the open descriptor, and renamed into place: a restore that stops never
-leaves a half-written file under a real name.
+lists a directory's files together.
+
+A restore that stops, even killed, never leaves a half-written file under a real name. Into an
+existing directory each file is written under a temporary name, given its mode, owner and mtime
+through the open descriptor, and renamed into place. A directory the restore has to create is
+created under a temporary name instead, its files are written straight to their names inside it,
+and it is renamed into place once the stream has left it (or the restore ends): one rename for a
+whole new subtree instead of one per file, which was a tenth of a 1 GiB restore.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import posixpath
 import stat
@@ -31,7 +37,7 @@ from hostbackup.restore.tarstream import Member
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_TEMPORARY = f".hostbackup-restoring.{os.getpid()}"
+_TEMPORARY = f".hostbackup-restoring.{os.getpid()}"  # a file, or the prefix of a new directory's name
 _OWN_IDS = (os.geteuid(), os.getegid())
 
 
@@ -48,6 +54,7 @@ class Extraction:
     kept: int = 0
     digests: dict[str, str] = field(default_factory=dict)  # member name → SHA-256 of what was written
     refused_links: list[str] = field(default_factory=list)
+    unplaced: list[str] = field(default_factory=list)  # new directories that could not get their name
     _seen: dict[tuple[Path, str], str] = field(default_factory=dict)
     _directories: list[tuple[Path, int]] = field(default_factory=list)
     _path: _OpenPath | None = None
@@ -70,15 +77,21 @@ class Extraction:
             self._make_file(dir_fd, fresh, parts[-1], member, data)
 
     def finish(self) -> None:
-        """Directory times last: writing into a directory changes its mtime."""
+        """New directories into place, then directory times: writing into a directory changes its mtime.
+
+        Directories that could not get their name are listed in `unplaced` (no times are set then)."""
         self.close()
+        if self.unplaced:
+            return
         for path, mtime in reversed(self._directories):
             os.utime(path, (mtime, mtime), follow_symlinks=False)
 
     def close(self) -> None:
+        """Close the open path, renaming new directories into place (also after a failure)."""
         if self._path is not None:
-            self._path.close()
-            self._path = None
+            path, self._path = self._path, None
+            path.close()
+            self.unplaced += path.unplaced
 
     def _directory(self, root: Path, parts: list[str], name: str) -> tuple[int, bool]:
         if self._path is None or (self._path.root is not root and self._path.root != root):
@@ -121,36 +134,49 @@ class Extraction:
         self.written += 1
 
     def _make_file(self, dir_fd: int, fresh: bool, name: str, member: Member, data: Iterable[memoryview]) -> None:
-        """Write under a temporary name, then rename; `fresh`: the directory is new, nothing is in the way."""
-        existing = None if fresh else _lstat(name, dir_fd)
+        """`fresh`: a directory this restore created (still under its temporary name); else the file
+        goes under a temporary name first and is renamed over whatever the policy lets it replace."""
+        if fresh and (fd := _create(name, dir_fd, _mode(member))) is not None:
+            self.digests[member.name] = self._fill(fd, dir_fd, name, member, data)
+            self.written += 1
+            return
+        existing = None if fresh else _lstat(name, dir_fd)  # fresh: the archive names this file twice
         if existing is not None:
             if stat.S_ISLNK(existing.st_mode) or stat.S_ISDIR(existing.st_mode):
                 raise RefusedMember(f"{member.name}: a link or directory is in the way")
             if not self.overwrite:
                 self.kept += 1
                 return
-        fd = _create_temporary(dir_fd)
+        digest = self._fill(_create_temporary(dir_fd, _mode(member)), dir_fd, _TEMPORARY, member, data)
+        os.rename(_TEMPORARY, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        self.digests[member.name] = digest
+        self.written += 1
+
+    def _fill(self, fd: int, dir_fd: int, name: str, member: Member, data: Iterable[memoryview]) -> str:
+        """Write the data, mode, owner and mtime into the new file `name`; remove it on failure."""
         try:
             digest = hashlib.sha256()
             for chunk in data:
                 digest.update(chunk)
                 _write_all(fd, chunk)
-            os.chmod(fd, _mode(member))
+            if _mode(member) & _UMASK:  # created with the mode, which the umask cut
+                os.chmod(fd, _mode(member))
             if self._as_root and (member.uid, member.gid) != _OWN_IDS:
                 os.chown(fd, member.uid, member.gid)
             os.utime(fd, (member.mtime, member.mtime))
         except BaseException:
-            os.unlink(_TEMPORARY, dir_fd=dir_fd)
+            os.unlink(name, dir_fd=dir_fd)
             raise
         finally:
             os.close(fd)
-        os.rename(_TEMPORARY, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        self.digests[member.name] = digest.hexdigest()
-        self.written += 1
+        return digest.hexdigest()
 
 
 class _OpenPath:
-    """Descriptors of the directories from a root down to the one last written into."""
+    """Descriptors of the directories from a root down to the one last written into.
+
+    Per level: its descriptor, its name, whether this restore created it, and the temporary name
+    it still has when it is the top of a new subtree (renamed when the path leaves it)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -158,6 +184,8 @@ class _OpenPath:
         self._fds = [os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)]  # the root itself was chosen by us
         self._created = [False]
         self._names: list[str] = []
+        self._temporary: list[str | None] = [None]
+        self.unplaced: list[str] = []  # new directories left under a temporary name, and why
 
     def descend(self, parts: list[str], member: str) -> tuple[int, bool]:
         """The descriptor of root/parts… and whether this restore created that directory.
@@ -168,40 +196,96 @@ class _OpenPath:
         keep = 0
         while keep < len(self._names) and keep < len(parts) and self._names[keep] == parts[keep]:
             keep += 1
-        for fd in self._fds[keep + 1 :]:
-            os.close(fd)
-        del self._fds[keep + 1 :], self._created[keep + 1 :], self._names[keep:]
+        self._leave(keep + 1)
         for part in parts[keep:]:
-            fd, created = _open_dir(self._fds[-1], part, member)
+            fd, created, temporary = _open_dir(self._fds[-1], part, member, temporary=not self._created[-1])
             self._fds.append(fd)
             self._created.append(created or self._created[-1])
             self._names.append(part)
+            self._temporary.append(temporary)
         return self._fds[-1], self._created[-1]
 
     def close(self) -> None:
-        for fd in self._fds:
-            os.close(fd)
-        self._fds, self._created, self._names = [], [], []
+        self._leave(0)
+
+    def _leave(self, depth: int) -> None:
+        """Close the levels below `depth`, deepest first, renaming new subtrees into place."""
+        while len(self._fds) > depth:
+            os.close(self._fds.pop())
+            self._created.pop()
+            temporary = self._temporary.pop()
+            if self._names:  # not the root, which has no name
+                name = self._names.pop()
+                if temporary is not None:
+                    self._place(temporary, name)
+
+    def _place(self, temporary: str, name: str) -> None:
+        parent = self._fds[-1]
+        try:
+            if _lstat(name, parent) is not None:  # appeared meanwhile: never replace it
+                raise FileExistsError(errno.EEXIST, "exists")
+            os.rename(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
+        except OSError as exc:
+            where = "/".join([*self._names, name])
+            self.unplaced.append(f"{where} (left as {temporary}: {exc.strerror})")
 
 
-def _open_dir(parent: int, name: str, member: str) -> tuple[int, bool]:
+def _open_dir(parent: int, name: str, member: str, *, temporary: bool) -> tuple[int, bool, str | None]:
+    """Open `name` in `parent`: (descriptor, created, temporary name it was created under)."""
     try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent), False
+        return os.open(name, _DIR_FLAGS, dir_fd=parent), False, None
     except FileNotFoundError:
-        os.mkdir(name, 0o755, dir_fd=parent)
-        return os.open(name, _DIR_FLAGS, dir_fd=parent), True
+        pass
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise RefusedMember(f"{member}: passes through a symlink or a non-directory ({name})") from None
         raise
+    made = _make_temporary_dir(parent) if temporary else name
+    if not temporary:
+        os.mkdir(name, 0o755, dir_fd=parent)
+    return os.open(made, _DIR_FLAGS, dir_fd=parent), True, made if temporary else None
 
 
-def _create_temporary(dir_fd: int) -> int:
+def _make_temporary_dir(parent: int) -> str:
+    for number in itertools.count():
+        name = f"{_TEMPORARY}.{number}"
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent)
+        except FileExistsError:  # left by a restore that was killed, or another new subtree of ours
+            continue
+        return name
+    raise AssertionError("unreachable")
+
+
+def _create(name: str, dir_fd: int, mode: int) -> int | None:
+    """A new file `name`, or None when the name exists already."""
     try:
-        return os.open(_TEMPORARY, _NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)
+        return os.open(name, _NEW_FILE_FLAGS, mode, dir_fd=dir_fd)
+    except FileExistsError:
+        return None
+
+
+def _create_temporary(dir_fd: int, mode: int) -> int:
+    try:
+        return os.open(_TEMPORARY, _NEW_FILE_FLAGS, mode, dir_fd=dir_fd)
     except FileExistsError:  # left by a restore that was killed
         os.unlink(_TEMPORARY, dir_fd=dir_fd)
-        return os.open(_TEMPORARY, _NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)
+        return os.open(_TEMPORARY, _NEW_FILE_FLAGS, mode, dir_fd=dir_fd)
+
+
+def _read_umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777  # unknown: every file gets an explicit chmod
+
+
+_UMASK = _read_umask()
 
 
 def _write_all(fd: int, chunk: memoryview) -> None:

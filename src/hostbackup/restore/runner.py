@@ -85,6 +85,12 @@ class RestoreOptions:
         )
 
 
+def _unplaced(extraction: Extraction) -> str:
+    if not extraction.unplaced:
+        return ""
+    return f"; new directories could not be put in place: {', '.join(extraction.unplaced[:5])}"
+
+
 def _tar_size(meta: BackupMeta) -> int:
     """About the size of the tar stream: file data and a header per member (padding not counted)."""
     return meta.content_bytes + 512 * meta.members
@@ -164,12 +170,15 @@ class RestoreJob:
         except (
             RefusedMember, DatabaseRestoreFailed, DumpRefused, ApiError, ArchiveDamaged, ZstdError, OSError, EOFError
         ) as exc:  # fmt: skip
+            extraction.close()  # what was written goes into place
             raise RestoreFailed(
                 f"restore stopped at {member_name or 'the start'}: {exc}; "
-                f"{extraction.written} entries were restored before it, the rest was not"
+                f"{extraction.written} entries were restored before it, the rest was not{_unplaced(extraction)}"
             ) from exc
         finally:
             extraction.close()
+        if extraction.unplaced:
+            raise RestoreFailed(f"the backup was restored{_unplaced(extraction)}")
         bad = [name for name, digest in extraction.digests.items()
                if sums.get(name.encode("utf-8", "surrogateescape")) != digest]  # fmt: skip
         if bad:
