@@ -17,17 +17,19 @@ What is measured, on the content of one customer (``bench/corpus.py``):
   to ``split -b 100M``; ``restic backup`` (fresh repository); ``borg create`` (fresh repository,
   ``--encryption=none``) with ``lz4`` and ``zstd,3``. hostbackup fsyncs its volumes, restic and borg
   fsync their repositories, so the tar pipelines end with ``sync FILE`` to be comparable.
-* restore: the stock-tool restore of hostbackup's volumes (``zstd -d | tar -x``; hostbackup has no
-  restore command yet) against ``zstd -d | tar -x`` of the tar.zst, ``restic restore`` and
-  ``borg extract``; plus hostbackup's own archive verification (``restore.reader.check_archive``).
+* restore: ``hostbackup restore`` over the XML API (``x-backup-manager`` → task ``finished``) and as
+  a CLI command, and the stock-tool restore of hostbackup's volumes (``zstd -d | tar -x``), against
+  ``zstd -d | tar -x`` of the tar.zst, ``restic restore`` and ``borg extract``, all into tmpfs;
+  plus hostbackup's own archive verification (``restore.reader.check_archive``).
 * API: packets per second and p50/p99 latency of ``get-tasks-info`` and of ``backup-customer`` with
   ``<only-configuration/>``, from ``bench/loadgen.py`` (16 keep-alive HTTPS connections by default),
   while idle and while full backups run back to back.
 
 Every timing is the median of ``--runs`` runs (interleaved, so background load hits all tools alike;
-the page cache is warmed first). Peak RSS is VmHWM of the worker process for hostbackup (reset before
-each run) and ``ru_maxrss`` of the largest process of the pipeline for the peers; CPU seconds count
-all processes and threads. Ratios are throughput ratios: ``2.0 ×restic`` means twice restic's speed.
+the page cache is warmed before every step: borg drops it for what it reads). Peak RSS is VmHWM of
+the worker process for hostbackup (reset before each run) and ``ru_maxrss`` of the largest process
+of the pipeline for the peers; CPU seconds count all processes and threads. Ratios are throughput
+ratios: ``2.0 ×restic`` means twice restic's speed.
 
 restic and borg must be installed (``apt-get install restic borgbackup``); without them their rows
 are skipped with that hint. Everything lives in one temporary directory removed at the end
@@ -396,11 +398,27 @@ def rotated(steps: list[_Step], run: int) -> list[_Step]:
     return steps[shift:] + steps[:shift]
 
 
-def settle() -> None:
-    """Let the disk and the CPUs calm down before the next timing: on this VM a measurement right
-    after borg's 20 s of zstd took up to twice the CPU time for the same work."""
+def settle(inputs: list[Path], previous: float = 0.0) -> None:
+    """Warm the page cache with what the next step reads, then let the disk and the CPUs calm down.
+
+    borg drops the page cache of every file it reads (``posix_fadvise(DONTNEED)``), so whatever
+    ran after it read the corpus from disk: tar | zstd took 8-10 s instead of 3 s, a third of
+    it waiting for the disk. A long step is followed by a longer pause (half its time, ≤ 15 s).
+    """
+    warm(inputs)
     os.sync()
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(max(SETTLE_SECONDS, min(15.0, previous / 2)))
+
+
+def warm(paths: list[Path]) -> None:
+    """Read every file below `paths` once, so that it is in the page cache."""
+    buffer = bytearray(1 << 20)
+    for top in paths:
+        for directory, _, names in os.walk(top):
+            for name in names:
+                with contextlib.suppress(OSError), open(os.path.join(directory, name), "rb", buffering=0) as file:
+                    while file.readinto(buffer):
+                        pass
 
 
 def restore_env() -> dict[str, str]:
@@ -490,9 +508,12 @@ class Bench:
     def backups(self) -> None:
         for run in range(self.args.runs):
             log(f"backup run {run + 1}/{self.args.runs}")
+            previous = 0.0
             for step in rotated(self.backup_steps(), run):
-                settle()
+                settle([self.home / path for path in self.paths], previous)
+                started = time.perf_counter()
                 step()
+                previous = time.perf_counter() - started
 
     def backup_steps(self) -> list[Callable[[], None]]:
         """The backup measurements; `backups` rotates their order from run to run."""
@@ -586,11 +607,14 @@ class Bench:
     def _restores(self, dest: Path) -> None:
         for run in range(self.args.runs):
             log(f"restore run {run + 1}/{self.args.runs}")
+            previous = 0.0
             for step in rotated(self.restore_steps(), run):
                 shutil.rmtree(dest, ignore_errors=True)  # the last restore goes before the next timing
-                settle()
+                settle([self.out], previous)  # every tool's backup: cheap once they are cached
                 dest.mkdir()
+                started = time.perf_counter()
                 step(dest)
+                previous = time.perf_counter() - started
         shutil.rmtree(dest, ignore_errors=True)
 
     def restore_steps(self) -> list[Callable[[Path], None]]:
