@@ -71,7 +71,7 @@ def decompressed_files(paths: Sequence[Path], fallback: io.BufferedReader) -> Ta
     """The tar stream inside volume files, read by `zstd` itself; `fallback` (the same bytes as a
     stream) is used when the programs are missing or the volumes are not zstd-compressed."""
     program, cat = shutil.which("zstd"), shutil.which("cat")
-    if program is None or cat is None or not paths or fallback.peek(len(ZSTD_MAGIC))[:4] != ZSTD_MAGIC:
+    if program is None or cat is None or not paths or fallback.peek(len(ZSTD_MAGIC))[: len(ZSTD_MAGIC)] != ZSTD_MAGIC:
         return decompressed(fallback)
     fallback.close()
     if len(paths) == 1:

@@ -1,9 +1,10 @@
 """Where a backup's volumes are read from: the owner's local storage or its FTP storage.
 
-Both give the same three things: the backup's metadata, a cheap size check of every volume,
-and one stream of all volumes in order. The FTP stream is fed by a background download (FTP
-pushes data) through a small bounded queue, so memory stays flat, and each volume is hashed as
-it passes: one that does not match its SHA-256 stops the stream with an error naming it.
+Both give the same things: the backup's metadata, a cheap size check of every volume, one
+stream of all volumes in order, and the decompressed archive for a restore. The FTP stream is fed
+by a background download (FTP pushes data) through a small bounded queue, so memory stays flat,
+and each volume is hashed as it passes: one that does not match its SHA-256 stops the stream with
+an error naming it. Local volumes, checked in full before a restore, are read by ``zstd`` itself.
 """
 
 from __future__ import annotations
