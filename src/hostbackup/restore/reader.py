@@ -40,14 +40,9 @@ class ConcatenatedReader(io.RawIOBase):
         self._expected = list(expected)
         self._handle: io.BufferedReader | None = None
         self._digest = hashlib.sha256()
-        self._position = 0
 
     def readable(self) -> bool:
         return True
-
-    def tell(self) -> int:
-        """Bytes read so far over all volumes (for progress; the stream cannot seek)."""
-        return self._position
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while True:
@@ -58,7 +53,6 @@ class ConcatenatedReader(io.RawIOBase):
                 self._digest = hashlib.sha256()
             count: int = self._handle.readinto(buffer)
             if count:
-                self._position += count
                 if self._expected:
                     self._digest.update(memoryview(buffer)[:count])
                 return count

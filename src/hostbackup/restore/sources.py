@@ -124,7 +124,6 @@ class _Downloaded(io.RawIOBase):
     def __init__(self, storage: Storage, volumes: list[Volume]) -> None:
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUE_CHUNKS)
         self._pending = b""
-        self._position = 0
         self._done = False
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._download, args=(storage, volumes), daemon=True)
@@ -132,10 +131,6 @@ class _Downloaded(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
-
-    def tell(self) -> int:
-        """Bytes downloaded and handed on so far (for progress; the stream cannot seek)."""
-        return self._position
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending and not self._done:
@@ -150,7 +145,6 @@ class _Downloaded(io.RawIOBase):
         count = min(len(buffer), len(self._pending))
         buffer[:count] = self._pending[:count]
         self._pending = self._pending[count:]
-        self._position += count
         return count
 
     def close(self) -> None:
