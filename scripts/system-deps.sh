@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hostbackup and its test suite need, only when something is missing.
 set -euo pipefail
-packages=(python3 python3-venv zstd tar coreutils curl util-linux mount passwd postgresql postgresql-client mariadb-server mariadb-client vsftpd)
+packages=(python3 python3-venv gcc python3-dev libssl-dev zstd tar coreutils curl util-linux mount passwd postgresql postgresql-client mariadb-server mariadb-client vsftpd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -20,9 +20,11 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from hostbackup.backup import archive
 from hostbackup.backup.archive import (
     CHECKSUM_ARCNAME,
     PROGRESS_INTERVAL,
@@ -626,3 +628,93 @@ def test_arcnames_are_normalized_and_checked() -> None:
     for bad in ["", "/etc/passwd", "a/../../b", "..", "a\0b"]:
         with pytest.raises(ValueError):
             normalize_arcname(bad)
+
+
+# -- 7. the small-file path in C ------------------------------------------------------------------
+
+
+def test_small_files_extension_is_built() -> None:
+    """CI builds it; elsewhere this names what the pure-Python fallback costs and how to fix it."""
+    assert archive.pack_small_file is not None, (
+        "hostbackup.backup._smallfiles is not built: backups work but are slower; "
+        "install gcc, python3-dev and libssl-dev, then `pip install -e .` again"
+    )
+
+
+def _plain_tar(root: Path) -> bytes:
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, compress=False)
+    writer.add_tree(root, PREFIX)
+    writer.close()
+    return sink.getvalue()
+
+
+def test_c_and_python_paths_write_identical_archives(source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    packed: list[bytes] = []
+    pack = archive.pack_small_file
+    assert pack is not None
+
+    def counting_pack(*args: object) -> tuple[int, int] | None:
+        result = pack(*args)  # type: ignore[arg-type]
+        if result is not None:
+            packed.append(cast(bytes, args[2]))
+        return result
+
+    _write(source, b"modes/setuid", b"#!/bin/sh\n", 0o4755)
+    _write(source, b"modes/sticky", b"", 0o1777)
+    _write(source, b"sizes/just_under_64k", os.urandom(64 * KIB - 1))
+    _write(source, b"sizes/exactly_64k", os.urandom(64 * KIB))
+    _write(source, b"times/epoch", b"1970\n", mtime=0)
+    if os.geteuid() == 0:  # owners without a name, or without an entry in /etc/passwd
+        _write(source, b"owners/nobody", b"n\n")
+        os.chown(source / "owners/nobody", 65534, 65534)
+        _write(source, b"owners/unknown", b"u\n")
+        os.chown(source / "owners/unknown", 54321, 54321)
+
+    monkeypatch.setattr(archive, "pack_small_file", counting_pack)
+    with_c = _plain_tar(source)
+    monkeypatch.setattr(archive, "pack_small_file", None)
+    without_c = _plain_tar(source)
+
+    assert with_c == without_c
+    prefix = PREFIX.encode() + b"/"
+    assert prefix + b"sizes/just_under_64k" in packed
+    assert prefix + b"modes/setuid" in packed
+    for general in (b"sizes/exactly_64k", b"times/old", b"back\\slash.txt", b"caf\xe9.txt", LONG_NAME):
+        assert prefix + general not in packed
+
+
+def test_c_path_declines_and_writes_nothing_for_the_unusual(tmp_path: Path) -> None:
+    pack = archive.pack_small_file
+    assert pack is not None
+    root = tmp_path / "src"
+    _write(root, b"small", b"ordinary\n")
+    _write(root, b"big", bytes(64 * KIB))
+    os.symlink("small", root / "link")
+    os.mkfifo(root / "fifo")
+    stage, lines = bytearray(b"before"), bytearray(b"lines")
+    owners = {os.geteuid(): b"me"}, {os.getegid(): b"us"}
+    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    proc_fd = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        declined = [
+            (dir_fd, b"big", b"big"),  # the chunked path streams it
+            (dir_fd, b"link", b"link"),  # never followed
+            (dir_fd, b"fifo", b"fifo"),  # opened without blocking, then refused
+            (dir_fd, b"missing", b"missing"),  # the Python path reports it as vanished
+            (dir_fd, b"small", b"n\xc3\xa9w"),  # needs a pax header
+            (dir_fd, b"small", b"a" * 101),  # does not fit the ustar name field
+            (proc_fd, b"status", b"status"),  # says size 0, then reads more: changed while read
+        ]
+        for fd, name, member in declined:
+            assert pack(fd, name, member, stage, lines, *owners) is None, member
+            assert (stage, lines) == (b"before", b"lines"), member
+        assert pack(dir_fd, b"small", b"small", stage, lines, {}, {}) is None  # owner names not looked up
+        assert pack(dir_fd, b"small", b"small", stage, lines, *owners) == (9, 1_600_000_000)
+    finally:
+        os.close(dir_fd)
+        os.close(proc_fd)
+    header = tarfile.TarInfo.frombuf(bytes(stage[6:518]), "utf-8", "surrogateescape")
+    assert (header.name, header.size, header.uname, header.gname) == ("small", 9, "me", "us")
+    assert stage[518:] == b"ordinary\n" + bytes(503)
+    assert lines == b"lines" + hashlib.sha256(b"ordinary\n").hexdigest().encode() + b"  small\n"
