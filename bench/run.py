@@ -413,10 +413,11 @@ def settle(inputs: list[Path], previous: float = 0.0) -> None:
 def evict(top: Path) -> None:
     """Drop what a step wrote from the page cache (`os.sync` first: only clean pages are dropped).
 
-    In this VM a page the guest has not used before costs a fault in the host; steps that ran
-    while the outputs of the earlier ones piled up in the cache were 20-40 % slower (tar | zstd
-    3.0-3.3 s instead of 2.3-2.6 s, hostbackup 3.6-4.1 s instead of 2.6-2.9 s, reproduced outside
-    the bench). Evicted, the next step reuses those pages, as it would on a server at steady state.
+    Steps that ran while the outputs of the earlier ones piled up in the cache were 25-40 % slower,
+    with more CPU time for the same work (tar | zstd 3.0-3.3 s instead of 2.3-2.6 s, hostbackup
+    3.6-4.1 s instead of 2.6-2.9 s, reproduced outside the bench), most likely because in this VM
+    a page the guest has not used before costs a fault in the host. Evicted, the next step reuses
+    those pages, as it would on a server at steady state.
     """
     os.sync()
     for directory, _, names in os.walk(top):
