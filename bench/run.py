@@ -1182,7 +1182,7 @@ def main() -> None:
             bench.restores()
         result.notes.append(
             "hostbackup restore runs through the CLI in a fresh home (migrations and a task record included) and "
-            "checks every volume's SHA-256 before it writes anything."
+            "puts nothing in place before every volume's SHA-256 has been checked."
         )
         result.machine["loadavg_end"] = os.getloadavg()
         evaluate(result)

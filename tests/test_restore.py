@@ -145,6 +145,49 @@ def test_truncated_backup_restores_nothing(server: Server, tmp_path: Path) -> No
     assert not (server.home / "restores" / "clients" / "cutoff" / "out").exists()
 
 
+def _flip_a_byte_of_the_last_volume(server: Server, login: str, name: str) -> Path:
+    """Same size, other bytes: only the SHA-256 check (beside the extraction) can tell."""
+    folder = server.home / "dumps" / "clients" / login
+    last = sorted(folder.glob(f"{name.rsplit('.', 1)[0]}.0*"))[-1]
+    data = bytearray(last.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    last.write_bytes(bytes(data))
+    return last
+
+
+def test_a_damaged_volume_leaves_no_new_directory_behind(server: Server) -> None:
+    seeded = seed_customer(server, "damagednew", ("newdir-damaged.test",))
+    build_site(seeded.vhosts / "newdir-damaged.test")
+    name = backup(server, "damagednew", split=256)
+    last = _flip_a_byte_of_the_last_volume(server, "damagednew", name)
+    target = server.home / "restores" / "clients" / "damagednew" / "out"
+    target.mkdir(parents=True)  # existing: the new subtree the restore writes below it must go again
+    progress = run_restore(server, "damagednew", name, "<target-directory>out</target-directory>")
+    assert progress.findtext("state") == "failed"
+    error = progress.findtext("error") or ""
+    assert "nothing restored" in error and last.name in error, error
+    assert list(target.iterdir()) == []
+    progress = run_restore(server, "damagednew", name, "<target-directory>new/deeper</target-directory>")
+    assert progress.findtext("state") == "failed"
+    assert not (target.parent / "new").exists()  # the target the restore created goes as well
+
+
+def test_a_damaged_volume_changes_nothing_in_place(server: Server) -> None:
+    seeded = seed_customer(server, "damagedhere", ("inplace-damaged.test",))
+    site = seeded.vhosts / "inplace-damaged.test"
+    build_site(site)
+    name = backup(server, "damagedhere", split=256)
+    (site / "httpdocs" / "index.php").write_text("changed after the backup")
+    shutil.rmtree(site / "httpdocs" / "locked")
+    before = snapshot(site)
+    last = _flip_a_byte_of_the_last_volume(server, "damagedhere", name)
+    progress = run_restore(server, "damagedhere", name, "<conflict>overwrite</conflict>")
+    assert progress.findtext("state") == "failed"
+    error = progress.findtext("error") or ""
+    assert "nothing restored" in error and last.name in error, error
+    assert snapshot(site) == before  # nothing replaced, nothing re-created, no temporary name left
+
+
 PLAIN_INFO = b'<backup-info format="hostbackup/1" level="customer"><description/><accounts/></backup-info>'
 
 

@@ -18,18 +18,27 @@ through the open descriptor, and renamed into place. A directory the restore has
 created under a temporary name instead, its files are written straight to their names inside it,
 and it is renamed into place once the stream has left it (or the restore ends): one rename for a
 whole new subtree instead of one per file, which was a tenth of a 1 GiB restore.
+
+Nothing is put in place before the restore's ``gate`` lets it: the check of the volumes' SHA-256
+runs beside the extraction, and every change to what existed before (a rename into place, a
+directory's mode, a symlink in an existing directory, the directory times) first waits for that
+check. When it fails, `abandon` removes what was written under temporary names and a root the
+restore created, so a damaged backup still restores nothing (a directory that held them keeps its
+new modification time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import itertools
 import os
 import posixpath
+import shutil
 import stat
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,11 +54,16 @@ class RefusedMember(Exception):
     """A member that must not be written; the message says which and why."""
 
 
+def _open_gate() -> None:
+    """The gate of an extraction whose source needs no check before things are put in place."""
+
+
 @dataclass
 class Extraction:
     """Writes members below roots, remembering what it did for the report."""
 
     overwrite: bool
+    gate: Callable[[], None] = _open_gate  # returns once things may be put in place, or raises
     written: int = 0
     kept: int = 0
     digests: dict[str, str] = field(default_factory=dict)  # member name → SHA-256 of what was written
@@ -72,6 +86,8 @@ class Extraction:
             return
         dir_fd, fresh = self._directory(root, parts[:-1], member.name)
         if member.issym():
+            if not fresh:
+                self.gate()
             self._make_symlink(dir_fd, parts, member)
         else:
             self._make_file(dir_fd, fresh, parts[-1], member, data)
@@ -80,6 +96,7 @@ class Extraction:
         """New directories into place, then directory times: writing into a directory changes its mtime.
 
         Directories that could not get their name are listed in `unplaced` (no times are set then)."""
+        self.gate()
         self.close()
         if self.unplaced:
             return
@@ -93,10 +110,18 @@ class Extraction:
             path.close()
             self.unplaced += path.unplaced
 
+    def abandon(self) -> None:
+        """Close the open path and remove what waits under a temporary name; nothing goes into place.
+
+        For a source that failed its check: before that, the gate kept everything else as it was."""
+        if self._path is not None:
+            path, self._path = self._path, None
+            path.abandon()
+
     def _directory(self, root: Path, parts: list[str], name: str) -> tuple[int, bool]:
         if self._path is None or (self._path.root is not root and self._path.root != root):
             self.close()
-            self._path = _OpenPath(root)
+            self._path = _OpenPath(root, self.gate)
         return self._path.descend(parts, name)
 
     def _check_collision(self, root: Path, name: str, parts: list[str]) -> None:
@@ -107,7 +132,9 @@ class Extraction:
             raise RefusedMember(f"{name}: collides with {earlier} when case and Unicode normalisation are ignored")
 
     def _make_dir(self, root: Path, parts: list[str], member: Member) -> None:
-        fd, _ = self._directory(root, parts, member.name)
+        fd, created = self._directory(root, parts, member.name)
+        if not created:
+            self.gate()
         os.chmod(fd, _mode(member))
         if self._as_root:
             os.chown(fd, member.uid, member.gid)
@@ -148,6 +175,11 @@ class Extraction:
                 self.kept += 1
                 return
         digest = self._fill(_create_temporary(dir_fd, _mode(member)), dir_fd, _TEMPORARY, member, data)
+        try:
+            self.gate()
+        except BaseException:
+            os.unlink(_TEMPORARY, dir_fd=dir_fd)
+            raise
         os.rename(_TEMPORARY, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         self.digests[member.name] = digest
         self.written += 1
@@ -178,8 +210,14 @@ class _OpenPath:
     Per level: its descriptor, its name, whether this restore created it, and the temporary name
     it still has when it is the top of a new subtree (renamed when the path leaves it)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, gate: Callable[[], None]) -> None:
         self.root = root
+        self._gate = gate
+        self._made: list[Path] = []  # the root and its parents this restore creates, deepest first
+        missing = root
+        while not missing.is_dir() and missing != missing.parent:
+            self._made.append(missing)
+            missing = missing.parent
         root.mkdir(parents=True, exist_ok=True)
         self._fds = [os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)]  # the root itself was chosen by us
         self._created = [False]
@@ -208,8 +246,24 @@ class _OpenPath:
     def close(self) -> None:
         self._leave(0)
 
+    def abandon(self) -> None:
+        """Close every level, remove the new subtree that still has its temporary name, and the
+        root with its parents when this restore created them."""
+        for level in range(len(self._fds) - 1, 0, -1):  # at most one: below it, names are final
+            temporary = self._temporary[level]
+            if temporary is not None:
+                shutil.rmtree(temporary, dir_fd=self._fds[level - 1], ignore_errors=True)
+        for fd in reversed(self._fds):
+            os.close(fd)
+        self._fds.clear()
+        for made in self._made:
+            with contextlib.suppress(OSError):  # only when empty: a file another process wrote stays
+                made.rmdir()
+
     def _leave(self, depth: int) -> None:
         """Close the levels below `depth`, deepest first, renaming new subtrees into place."""
+        if any(temporary is not None for temporary in self._temporary[depth:]):
+            self._gate()  # before anything is closed: a refusal leaves the path for `abandon`
         while len(self._fds) > depth:
             os.close(self._fds.pop())
             self._created.pop()

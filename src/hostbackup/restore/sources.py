@@ -4,7 +4,7 @@ Both give the same things: the backup's metadata, a cheap size check of every vo
 stream of all volumes in order, and the decompressed archive for a restore. The FTP stream is fed
 by a background download (FTP pushes data) through a small bounded queue, so memory stays flat,
 and each volume is hashed as it passes: one that does not match its SHA-256 stops the stream with
-an error naming it. Local volumes, checked in full before a restore, are read by ``zstd`` itself.
+an error naming it. Local volumes, checked in full beside a restore, are read by ``zstd`` itself.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class VolumeSource(Protocol):
         """All volumes as one raw stream, each checked against its SHA-256 as it ends."""
 
     def tar_stream(self, meta: BackupMeta) -> TarStream:
-        """The decompressed archive, for a restore that has vouched for the volumes (`size_problem`,
-        and `verify_backup` for local ones) just before."""
+        """The decompressed archive, for a restore that checked the sizes (`size_problem`) and, for
+        local volumes, puts nothing in place before `verify_backup` has passed."""
 
     def close(self) -> None: ...
 
@@ -68,7 +68,7 @@ class LocalVolumes:
         return io.BufferedReader(ConcatenatedReader(self._paths(meta), meta.volumes), CHUNK)
 
     def tar_stream(self, meta: BackupMeta) -> TarStream:
-        """zstd reads the files itself; their SHA-256 was checked by the caller, not again here."""
+        """zstd reads the files itself; their SHA-256 is checked by the caller, not again here."""
         return open_stream(self._paths(meta))
 
     def _paths(self, meta: BackupMeta) -> list[Path]:
