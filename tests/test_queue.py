@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from hostbackup.db.engine import Database
 from hostbackup.db.tables import Task
 from hostbackup.tasks import queue
+from hostbackup.tasks.doorbell import Doorbell, ring, ring_on_commit
 from hostbackup.tasks.task import TargetKind, TaskRequest, TaskState
 from hostbackup.tasks.worker import Worker
 
@@ -131,3 +133,51 @@ def test_worker_records_success_failure_and_stop(database: Database) -> None:
     thread.join(10)
     assert state_of(database, stop_id).state == TaskState.STOPPED.value
     assert stopper.discarded == [stop_id]
+
+
+class _WatchedDoorbell(Doorbell):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.resting = threading.Event()
+
+    def wait(self, seconds: float) -> bool:
+        self.resting.set()
+        return super().wait(seconds)
+
+
+def test_a_queued_task_wakes_an_idle_worker_at_once(database: Database, tmp_path: Path) -> None:
+    """The worker below polls once an hour: only the doorbell can start the task within the test."""
+    path = tmp_path / "doorbell"
+    ring_on_commit(database, path)
+    bell = _WatchedDoorbell(path)
+    worker = Worker(database, {"backup": RecordingJob()}, lease_seconds=3, name="w", doorbell=bell)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.loop, args=(stop, 3600.0), daemon=True)
+    thread.start()
+    try:
+        assert bell.resting.wait(30), "the worker never went idle"
+        [task_id] = add_tasks(database, 1)
+        deadline = time.monotonic() + 60
+        while state_of(database, task_id).state != TaskState.FINISHED.value and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state_of(database, task_id).state == TaskState.FINISHED.value
+    finally:
+        stop.set()
+        ring(path)  # so that the loop sees the stop now, not in an hour
+        thread.join(30)
+        bell.close()
+    assert not thread.is_alive()
+
+
+def test_the_doorbell_is_best_effort(tmp_path: Path) -> None:
+    path = tmp_path / "doorbell"
+    ring(path)  # no FIFO yet: nothing happens
+    bell = Doorbell(path)
+    assert not bell.wait(0.01)
+    for _ in range(70_000):  # more rings than the FIFO holds: the extra ones are dropped, none blocks
+        ring(path)
+    assert bell.wait(0) and bell.wait(0)  # pending rings, taken in batches
+    bell.close()
+    ring(path)  # nobody listening (ENXIO): nothing happens
+    (tmp_path / "file").write_text("not a fifo")
+    assert Doorbell.open(tmp_path / "file") is None  # the worker then polls, as before

@@ -76,6 +76,11 @@ class Settings:
         return self.home / "tmp" / "uploads"
 
     @property
+    def doorbell_path(self) -> Path:
+        """FIFO through which a queued task wakes idle workers (`tasks/doorbell.py`)."""
+        return self.home / "tmp" / "doorbell"
+
+    @property
     def tls_cert(self) -> Path:
         return self.home / "tls" / "cert.pem"
 

@@ -15,6 +15,7 @@ from hostbackup.accounts.users import ensure_admin
 from hostbackup.accounts.vault import Vault
 from hostbackup.config import Settings
 from hostbackup.db.engine import Database, migrate
+from hostbackup.tasks.doorbell import ring_on_commit
 from hostbackup.xmlapi.context import Services
 
 
@@ -22,6 +23,7 @@ def open_home(settings: Settings, announce: Callable[[str], None] = print, *, mi
     """`migrated`: the caller knows the schema is current (a worker started by `serve`), skip the check."""
     settings.ensure_dirs()
     db = Database(settings.effective_database_url)
+    ring_on_commit(db, settings.doorbell_path)
     if not migrated:
         migrate(db.engine)
     password = os.environ.get("HOSTBACKUP_ADMIN_PASSWORD") or ""

@@ -14,6 +14,7 @@ import click
 from hostbackup.config import Settings
 from hostbackup.home import open_home
 from hostbackup.jobs import jobs_for
+from hostbackup.tasks.doorbell import Doorbell
 from hostbackup.tasks.worker import Interrupted, Worker
 
 PR_SET_PDEATHSIG = 1
@@ -36,7 +37,8 @@ def worker(settings: Settings, log_level: str, supervised: bool) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     services = open_home(settings, announce=lambda _text: None, migrated=supervised)
     stop = threading.Event()
-    runner = Worker(services.db, jobs_for(services), lease_seconds=settings.lease_seconds)
+    doorbell = Doorbell.open(settings.doorbell_path)
+    runner = Worker(services.db, jobs_for(services), lease_seconds=settings.lease_seconds, doorbell=doorbell)
 
     def shutdown(_signum: int, _frame: FrameType | None) -> None:
         # No locks here (the main thread may hold them). The flag ends the loop and the job even if

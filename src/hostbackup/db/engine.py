@@ -6,7 +6,7 @@ can share one file; PostgreSQL (HOSTBACKUP_DATABASE_URL) is how several machines
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,10 @@ class Database:
         """A unit of work: committed on success, rolled back on error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def after_commit(self, hook: Callable[[Session], None]) -> None:
+        """Call `hook` with each session of this database right after it committed."""
+        event.listen(self._sessions, "after_commit", hook)
 
     def dispose(self) -> None:
         self.engine.dispose()

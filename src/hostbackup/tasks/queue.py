@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from hostbackup.db.engine import Database
 from hostbackup.db.tables import Task
+from hostbackup.tasks import doorbell
 from hostbackup.tasks.task import ACTIVE_STATES, TaskRequest, TaskState
 
 CLAIM_LOCK = 7_474_201  # advisory lock id for claims on PostgreSQL
@@ -38,6 +39,7 @@ def enqueue(session: Session, request: TaskRequest) -> Task:
     )
     session.add(task)
     session.flush()
+    session.info[doorbell.QUEUED] = True  # idle workers are woken once this commits
     return task
 
 

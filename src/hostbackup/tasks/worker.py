@@ -19,6 +19,7 @@ from hostbackup import server_settings
 from hostbackup.db.engine import Database
 from hostbackup.db.tables import Task
 from hostbackup.tasks import queue
+from hostbackup.tasks.doorbell import Doorbell
 from hostbackup.tasks.task import TaskState
 
 log = logging.getLogger(__name__)
@@ -97,11 +98,15 @@ class Heartbeat:
 
 
 class Worker:
-    def __init__(self, db: Database, jobs: Mapping[str, Job], *, lease_seconds: float, name: str | None = None):
+    def __init__(
+        self, db: Database, jobs: Mapping[str, Job], *, lease_seconds: float, name: str | None = None,
+        doorbell: Doorbell | None = None,
+    ):  # fmt: skip
         self.db = db
         self.jobs = jobs
         self.lease_seconds = lease_seconds
         self.name = name or worker_name()
+        self.doorbell = doorbell
         self.shutting_down = False
 
     def interrupt(self) -> None:
@@ -165,7 +170,14 @@ class Worker:
             try:
                 self.reap()
                 if not self.run_once():
-                    stop.wait(poll_seconds)
+                    self._rest(stop, poll_seconds)
             except Exception:
                 log.exception("worker loop error")
                 stop.wait(poll_seconds)
+
+    def _rest(self, stop: threading.Event, seconds: float) -> None:
+        """Until the next poll, or until a newly queued task rings the doorbell."""
+        if self.doorbell is None:
+            stop.wait(seconds)
+        else:
+            self.doorbell.wait(seconds)
