@@ -181,3 +181,14 @@ def test_the_doorbell_is_best_effort(tmp_path: Path) -> None:
     ring(path)  # nobody listening (ENXIO): nothing happens
     (tmp_path / "file").write_text("not a fifo")
     assert Doorbell.open(tmp_path / "file") is None  # the worker then polls, as before
+
+
+def test_a_task_claimed_at_enqueue_is_never_offered_to_other_workers(database: Database) -> None:
+    """The CLI runs its own task: no idle worker, woken by the doorbell, may take it first."""
+    with database.session() as session:
+        task = queue.enqueue_claimed(session, TaskRequest(TargetKind.CUSTOMER, 2, "jdoe", 1), "cli", lease_seconds=30)
+    assert not queue.has_queued(database)
+    assert queue.claim(database, "other", max_running=None, lease_seconds=3) is None
+    mine = state_of(database, task.id)
+    assert (mine.state, mine.worker) == (TaskState.RUNNING.value, "cli")
+    assert queue.heartbeat(database, task.id, "cli", 30)  # its lease is its own to renew

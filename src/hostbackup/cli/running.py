@@ -21,14 +21,13 @@ from hostbackup.xmlapi.context import Services
 
 
 def run_here(services: Services, request: TaskRequest) -> Task:
-    """Enqueue, claim and run `request`; returns the ended task or raises ClickException."""
-    with services.db.session() as session:
-        task_id = queue.enqueue(session, request).id
+    """Record `request` as claimed by this process and run it; returns the ended task or raises
+    ClickException."""
     lease = services.settings.lease_seconds
     runner = Worker(services.db, jobs_for(services), lease_seconds=lease, name=worker_name())
-    task = queue.claim(services.db, runner.name, max_running=None, lease_seconds=lease, task_id=task_id)
-    if task is None:
-        raise click.ClickException(f"task {task_id} was taken by another worker; follow it with get-tasks-info")
+    with services.db.session() as session:
+        task = queue.enqueue_claimed(session, request, runner.name, lease_seconds=lease)
+    task_id = task.id
     thread = threading.Thread(target=runner.execute, args=(task,), daemon=True)
     thread.start()
     finished = _follow(services.db, task_id, thread)

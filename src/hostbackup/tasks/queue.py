@@ -24,22 +24,35 @@ CLAIM_LOCK = 7_474_201  # advisory lock id for claims on PostgreSQL
 
 
 def enqueue(session: Session, request: TaskRequest) -> Task:
+    task = _add(session, request, TaskState.QUEUED)
+    session.info[doorbell.QUEUED] = True  # idle workers are woken once this commits
+    return task
+
+
+def enqueue_claimed(session: Session, request: TaskRequest, worker: str, *, lease_seconds: float) -> Task:
+    """Record `request` as already claimed by `worker`, for a process that runs the task itself (the
+    CLI): it is never queued, so no other worker can take it first."""
+    now = time.time()
+    return _add(session, request, TaskState.RUNNING, worker=worker, started_at=now, lease_until=now + lease_seconds)
+
+
+def _add(session: Session, request: TaskRequest, state: TaskState, **claim: object) -> Task:
     task = Task(
         kind=request.kind,
         target_kind=request.target_kind.value,
         target_id=request.target_id,
         target_name=request.target_name,
         requested_by=request.requested_by,
-        state=TaskState.QUEUED.value,
+        state=state.value,
         protocol=request.protocol,
         prefix=request.prefix,
         description=request.description,
         options=dict(request.options),
         created=time.time(),
+        **claim,
     )
     session.add(task)
     session.flush()
-    session.info[doorbell.QUEUED] = True  # idle workers are woken once this commits
     return task
 
 
