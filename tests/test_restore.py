@@ -132,12 +132,17 @@ def test_conflict_policy_keep_or_overwrite(server: Server) -> None:
     assert index.read_bytes() == original
 
 
+def _last_volume(server: Server, login: str, name: str) -> Path:
+    """The last volume of the split backup whose first volume is `name`."""
+    folder = server.home / "dumps" / "clients" / login
+    return sorted(folder.glob(f"{name.rsplit('.', 1)[0]}.0*"))[-1]
+
+
 def test_truncated_backup_restores_nothing(server: Server, tmp_path: Path) -> None:
     seeded = seed_customer(server, "cutoff", ("cutoff.test",))
     build_site(seeded.vhosts / "cutoff.test")
     name = backup(server, "cutoff", split=256)
-    folder = server.home / "dumps" / "clients" / "cutoff"
-    last = sorted(folder.glob(f"{name.rsplit('.', 1)[0]}.0*"))[-1]
+    last = _last_volume(server, "cutoff", name)
     last.write_bytes(last.read_bytes()[:-50])
     progress = run_restore(server, "cutoff", name, "<target-directory>out</target-directory>")
     assert progress.findtext("state") == "failed"
@@ -147,8 +152,7 @@ def test_truncated_backup_restores_nothing(server: Server, tmp_path: Path) -> No
 
 def _flip_a_byte_of_the_last_volume(server: Server, login: str, name: str) -> Path:
     """Same size, other bytes: only the SHA-256 check (beside the extraction) can tell."""
-    folder = server.home / "dumps" / "clients" / login
-    last = sorted(folder.glob(f"{name.rsplit('.', 1)[0]}.0*"))[-1]
+    last = _last_volume(server, login, name)
     data = bytearray(last.read_bytes())
     data[len(data) // 2] ^= 0xFF
     last.write_bytes(bytes(data))

@@ -75,8 +75,8 @@ class Doorbell:
             return None
 
     def wait(self, seconds: float) -> bool:
-        """Until a ring or `seconds`; True when rung. Takes every pending ring: one wake-up is enough
-        for a worker to claim tasks until the queue is empty."""
+        """Until a ring or `seconds`; True when rung. Takes up to 4096 pending rings at once: one
+        wake-up is enough for a worker, which then claims tasks until the queue is empty."""
         ready, _, _ = select.select([self._fd], [], [], seconds)
         if not ready:
             return False
