@@ -124,6 +124,14 @@ _SPECIAL_KINDS = {
 }
 
 
+class Spool(Protocol):
+    """A temporary file that holds a whole member's data (`ArchiveWriter.add_spooled`)."""
+
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+
 class BinarySink(Protocol):
     """Where the archive bytes go; it must consume ``data`` before returning (buffers are reused)."""
 
@@ -514,14 +522,19 @@ class ArchiveWriter:
         file in ``spool_dir``. Memory stays bounded; disk needs room for the largest stream. If the
         iterable raises, nothing of it has reached the archive.
         """
-        member = normalize_arcname(arcname)
         with self._spool() as spool:
             for chunk in chunks:
                 spool.write(chunk)
-            size = spool.tell()
-            spool.seek(0)
-            self._emit(self._generated_header(member, size, mode, mtime))
-            digest, _ = self._copy_data(spool.readinto, size)
+            self.add_spooled(arcname, spool, mode=mode, mtime=mtime)
+
+    def add_spooled(self, arcname: str, spool: Spool, *, mode: int = 0o600, mtime: float | None = None) -> None:
+        """Add a regular file whose whole data a temporary file holds (`spool`, read from its start to
+        its end): a stream that was spooled before, like a database dump run ahead of its turn."""
+        member = normalize_arcname(arcname)
+        size = spool.seek(0, os.SEEK_END)
+        spool.seek(0)
+        self._emit(self._generated_header(member, size, mode, mtime))
+        digest, _ = self._copy_data(spool.readinto, size)
         self._end_regular(member, digest)
 
     def close(self) -> None:

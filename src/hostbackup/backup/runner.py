@@ -39,6 +39,7 @@ from hostbackup.backup.config_dump import MEMBER_NAME
 from hostbackup.backup.estimate import Estimate
 from hostbackup.backup.metadata import SUFFIX, BackupMeta, write_atomically
 from hostbackup.backup.planner import Plan, plan_backup
+from hostbackup.backup.sources.dump import DumpsAhead
 from hostbackup.backup.sources.files import TreeSource
 from hostbackup.backup.volumes import Volume, VolumeWriter, volume_name
 from hostbackup.db.tables import Task
@@ -155,9 +156,10 @@ class BackupJob:
         archive = ArchiveWriter(sink, compress=compress, level=self.services.settings.zstd_level)
         archive.progress = lambda done: progress(bytes_done=done)
         archive.add_bytes(MEMBER_NAME, plan.configuration)
-        for source in plan.sources:
-            progress(current_item=source.webspace, bytes_done=archive.bytes_in)
-            source.write(archive)
+        with DumpsAhead(plan.sources) as planned:
+            for source in planned.sources:
+                progress(current_item=source.webspace, bytes_done=archive.bytes_in)
+                source.write(archive)
         archive.close()
         progress(bytes_done=archive.bytes_in)
         return archive

@@ -7,19 +7,34 @@ Its standard error goes to a temporary file, so a chatty tool can never block on
 A dump is only as good as its exit status: when the tool exits non-zero the iterator raises
 `DumpFailed` after the last chunk, `add_stream` drops the spooled data, and the task fails with
 the tool's message. An empty or truncated dump is never recorded as a success.
+
+A dump mostly waits for its database server, and it has to be spooled anyway, so a backup runs
+its dumps ahead (`DumpsAhead`): on a thread, in plan order, into temporary files, while the
+archive takes the web files before them; each goes into the archive at its place in the plan.
+In a 1 GiB backup with 104 MB of databases the worker had spent a quarter of its time waiting
+for the dump tools' output.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
 from typing import IO
 
 from hostbackup.accounts.databases import ServerAccess, trimmed
 from hostbackup.backup.archive import COPY_BUFFER_SIZE, ArchiveWriter
+from hostbackup.backup.sources import Source
+
+#: Dumps held at once, each in a temporary file: one finished and waiting for its turn in the
+#: archive, one running. Disk needs room for the two largest.
+DUMPS_HELD = 2
 
 
 class DumpFailed(Exception):
@@ -42,14 +57,19 @@ class DumpSource:
     def write(self, archive: ArchiveWriter) -> None:
         archive.add_stream(self.arcname, self.chunks(archive.warnings))
 
-    def chunks(self, warnings: list[str]) -> Iterator[bytes]:
-        """The tool's output; raises `DumpFailed` at the end when the tool did not succeed."""
+    def chunks(
+        self, warnings: list[str], started: Callable[[subprocess.Popen[bytes]], object] = lambda _: None
+    ) -> Generator[bytes, None, None]:
+        """The tool's output; raises `DumpFailed` at the end when the tool did not succeed.
+
+        `started` is given the tool's process, for a thread that may have to kill it."""
         environment = {**os.environ, **self.access.environment()}
         with tempfile.TemporaryFile() as errors:
             try:
                 process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=errors, env=environment)
             except OSError as exc:
                 raise self._failed(f"{self.command[0]}: {exc.strerror}") from None
+            started(process)
             with process:  # leaving it closes the pipe and waits for the tool
                 assert process.stdout is not None
                 try:
@@ -68,6 +88,95 @@ class DumpSource:
 
     def _failed(self, message: str) -> DumpFailed:
         return DumpFailed(f"Dump of {self._what()} failed: {trimmed(message)}")
+
+
+@dataclass
+class _Dump:
+    """A dump run ahead: its data, the tool's warnings, or why it failed; `done` once it ended."""
+
+    source: DumpSource
+    taken: Callable[[], object]  # frees its place among the dumps held
+    data: io.BufferedRandom | None = None
+    warnings: list[str] = field(default_factory=list)
+    failure: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def webspace(self) -> str:
+        return self.source.webspace
+
+    def write(self, archive: ArchiveWriter) -> None:
+        """Wait for the dump, then add it at this place in the archive (or raise its failure)."""
+        self.done.wait()
+        archive.warnings.extend(self.warnings)
+        if self.failure is not None:
+            raise self.failure
+        assert self.data is not None
+        with self.data:
+            archive.add_spooled(self.source.arcname, self.data)
+        self.taken()
+
+
+class DumpsAhead:
+    """The sources of a plan, with its database dumps run ahead on a thread (see the module).
+
+    Use it as a context manager around writing the archive: leaving it kills a dump tool that
+    still runs and removes every temporary file."""
+
+    def __init__(self, sources: Sequence[Source], spool_dir: Path | None = None) -> None:
+        self._slots = threading.Semaphore(DUMPS_HELD)
+        self.sources: list[Source] = [
+            _Dump(source, self._slots.release) if isinstance(source, DumpSource) else source for source in sources
+        ]
+        self._dumps = [source for source in self.sources if isinstance(source, _Dump)]
+        self._spool_dir = spool_dir
+        self._stopping = threading.Event()
+        self._tool: subprocess.Popen[bytes] | None = None  # the running dump's
+        self._thread = threading.Thread(target=self._run, name="database-dumps", daemon=True)
+
+    def __enter__(self) -> DumpsAhead:
+        if self._dumps:
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stopping.set()
+        self._slots.release()  # a thread waiting for a slot sees the stop
+        if (tool := self._tool) is not None:
+            tool.kill()  # its output ends, and so does the thread's read
+        if self._thread.is_alive():
+            self._thread.join()
+        for dump in self._dumps:
+            if dump.data is not None:
+                dump.data.close()
+
+    def _run(self) -> None:
+        for dump in self._dumps:
+            self._slots.acquire()
+            if self._stopping.is_set():
+                return
+            try:
+                self._dump(dump)
+            except BaseException as exc:  # raised by `write`, at the dump's place in the archive
+                dump.failure = exc
+            finally:
+                dump.done.set()
+
+    def _dump(self, dump: _Dump) -> None:
+        dump.data = tempfile.TemporaryFile(dir=self._spool_dir)  # noqa: SIM115 (closed by `write` or on exit)
+        chunks = dump.source.chunks(dump.warnings, self._started)
+        try:
+            for chunk in chunks:
+                if self._stopping.is_set():
+                    return
+                dump.data.write(chunk)
+        finally:
+            chunks.close()  # kills the tool when the loop ended early
+
+    def _started(self, tool: subprocess.Popen[bytes]) -> None:
+        self._tool = tool
+        if self._stopping.is_set():  # stopped while it started: `__exit__` may not have seen it
+            tool.kill()
 
 
 def _read_all(stream: IO[bytes]) -> Iterator[bytes]:
