@@ -1,10 +1,14 @@
-"""A deterministic, realistic hosting tree for benchmarks: customers, webspaces, web content and Maildirs.
+"""A deterministic, realistic hosting tree for benchmarks: customers, webspaces, web content, Maildirs
+and databases.
 
 Usage::
 
     .venv/bin/python bench/corpus.py HOME                 # ~1 GiB, 1 customer, seed 1
     .venv/bin/python bench/corpus.py HOME --small         # ~100 MB
     .venv/bin/python bench/corpus.py HOME --size-mb 4096 --customers 3 --seed 7
+
+The command line writes files and mail only; databases need running servers, which `bench/run.py`
+starts (private MariaDB and PostgreSQL, as the tests do) and hands to `build_corpus`.
 
 HOME becomes a hostbackup home: the accounts (customers, webspaces, mailboxes) are created through the
 library (`open_home`, `create_user`, `create_webspace`, `create_mailbox`) and the content is written
@@ -19,7 +23,11 @@ and modification times):
 * ~25 % a few large files: an access log (very compressible), a SQL dump, a ``.tar.gz`` and a video
   (incompressible);
 * ~20 % mail: Maildirs with thousands of small messages (``cur/`` and ``new/``), a few with base64
-  attachments.
+  attachments;
+* with database servers, ``db_bytes`` of it (by default a tenth) in real databases registered to the
+  webspaces: the shop's in MariaDB, the blog's in PostgreSQL (or both in the one server given), each
+  with WordPress-like ``posts`` (text of a few KiB a row) and ``postmeta`` (many short rows) tables,
+  so a backup runs ``mariadb-dump`` and ``pg_dump`` on data of a known size.
 
 Random bytes come from ``random.Random.randbytes`` (never a repeated pool), so deduplicating peers
 (restic, borg) find no artificial duplicates; text is cut from a token pool at random offsets.
@@ -31,10 +39,16 @@ import argparse
 import base64
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from hostbackup.accounts.databases import ServerAccess
 
 MiB = 1024 * 1024
 DEFAULT_BYTES = 1024 * MiB
@@ -69,6 +83,7 @@ WORDS = _WORD_TEXT.split()
 class Webspace:
     name: str
     mailboxes: list[str] = field(default_factory=list)
+    databases: list[tuple[ServerAccess, str]] = field(default_factory=list)  # (server, database name)
 
 
 @dataclass
@@ -76,6 +91,9 @@ class Customer:
     login: str
     id: int
     webspaces: list[Webspace]
+
+    def databases(self) -> list[tuple[ServerAccess, str]]:
+        return [database for webspace in self.webspaces for database in webspace.databases]
 
     def paths(self) -> list[str]:
         """Content of this customer relative to the home: what a customer-level backup holds."""
@@ -89,7 +107,8 @@ class Corpus:
     home: Path
     customers: list[Customer]
     files: int = 0
-    bytes: int = 0
+    bytes: int = 0  # files, mail and database rows
+    database_bytes: int = 0  # of which database rows
     seconds: float = 0.0
 
 
@@ -233,10 +252,157 @@ def _write_maildir(writer: _Writer, maildir: Path, budget: int, mailbox_index: i
         writer.write(maildir / sub / name, header + body)
 
 
+_POST_STATUSES = ("publish", "publish", "publish", "draft", "private")
+_META_KEYS = ("_edit_lock", "_edit_last", "_thumbnail_id", "_price", "_sku", "_stock", "_wp_page_template")
+_ROWS_PER_INSERT = 200
+_SCHEMA = {
+    "mysql": (
+        "CREATE TABLE posts (id INT PRIMARY KEY, author INT NOT NULL, created DATETIME NOT NULL, "
+        "title VARCHAR(255) NOT NULL, content MEDIUMTEXT NOT NULL, status VARCHAR(20) NOT NULL) "
+        "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n"
+        "CREATE TABLE postmeta (id INT PRIMARY KEY, post_id INT NOT NULL, meta_key VARCHAR(255) NOT NULL, "
+        "meta_value TEXT NOT NULL, KEY post_id (post_id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n"
+        "SET autocommit = 0;\n"
+    ),
+    "postgresql": (
+        "CREATE TABLE posts (id integer PRIMARY KEY, author integer NOT NULL, created timestamp NOT NULL, "
+        "title varchar(255) NOT NULL, content text NOT NULL, status varchar(20) NOT NULL);\n"
+        "CREATE TABLE postmeta (id integer PRIMARY KEY, post_id integer NOT NULL, meta_key varchar(255) NOT NULL, "
+        "meta_value text NOT NULL);\nCREATE INDEX postmeta_post_id ON postmeta (post_id);\n"
+    ),
+}
+Row = tuple[int | str, ...]
+
+
+def _posts(writer: _Writer, budget: int) -> Iterator[Row]:
+    """Blog posts and shop products: a title and a few KiB of text each, about `budget` bytes."""
+    rng, total, number = writer.rng, 0, 0
+    while total < budget:
+        number += 1
+        content = writer.text(writer.text_pool, min(int(rng.lognormvariate(8.0, 0.9)), 64 * 1024, budget - total))
+        title = " ".join(rng.choices(WORDS, k=rng.randint(3, 9)))
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(EPOCH - number * 3607))
+        yield number, 1 + rng.randrange(20), created, title, content.decode(), rng.choice(_POST_STATUSES)
+        total += len(content) + len(title) + 40
+
+
+def _postmeta(writer: _Writer, posts: int, budget: int) -> Iterator[Row]:
+    """Many short rows (keys and small values) spread over the posts, about `budget` bytes."""
+    rng, total, number = writer.rng, 0, 0
+    while total < budget:
+        number += 1
+        value = str(rng.randrange(10**6)) if rng.random() < 0.5 else " ".join(rng.choices(WORDS, k=rng.randint(1, 6)))
+        key = rng.choice(_META_KEYS)
+        yield number, 1 + rng.randrange(max(1, posts)), key, value
+        total += len(key) + len(value) + 16
+
+
+def _mysql_value(value: int | str) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _copy_value(value: int | str) -> str:
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _load_statements(kind: str, table: str, rows: Iterator[Row]) -> Iterator[str]:
+    """`rows` as SQL for the server's client: batched INSERTs (MariaDB) or one COPY (PostgreSQL)."""
+    if kind == "postgresql":
+        yield f"COPY {table} FROM stdin;\n"
+        for row in rows:
+            yield "\t".join(map(_copy_value, row)) + "\n"
+        yield "\\.\n"
+        return
+    batch: list[str] = []
+    for row in rows:
+        batch.append("(" + ",".join(map(_mysql_value, row)) + ")")
+        if len(batch) == _ROWS_PER_INSERT:
+            yield f"INSERT INTO {table} VALUES {','.join(batch)};\n"
+            batch = []
+    if batch:
+        yield f"INSERT INTO {table} VALUES {','.join(batch)};\n"
+    yield "COMMIT;\n"
+
+
+def _client(server: ServerAccess, database: str) -> list[str]:
+    """The server's own client, reading SQL for `database` from its standard input."""
+    if server.type == "postgresql":
+        return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *server.connection_args(), "--dbname", database]
+    return ["mariadb", "--no-defaults", *server.connection_args(), "--default-character-set=utf8mb4", database]
+
+
+def _fill_database(writer: _Writer, server: ServerAccess, name: str, budget: int) -> int:
+    """Create the tables in the (empty) database `name` and fill them through the server's own
+    client, streamed; returns the bytes of row data generated."""
+    generated = [0, 0]  # posts, bytes
+
+    def posts() -> Iterator[Row]:
+        for row in _posts(writer, budget * 4 // 5):
+            generated[0] += 1
+            generated[1] += sum(len(str(value)) for value in row)
+            yield row
+
+    def postmeta() -> Iterator[Row]:
+        for row in _postmeta(writer, generated[0], budget - generated[1]):
+            generated[1] += sum(len(str(value)) for value in row)
+            yield row
+
+    with tempfile.TemporaryFile() as errors:
+        client = subprocess.Popen(
+            _client(server, name), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+            env={**os.environ, **server.environment()},
+        )  # fmt: skip
+        assert client.stdin is not None
+        try:
+            with client.stdin as script:
+                script.write(_SCHEMA[server.type].encode())
+                for statement in _load_statements(server.type, "posts", posts()):
+                    script.write(statement.encode())
+                for statement in _load_statements(server.type, "postmeta", postmeta()):
+                    script.write(statement.encode())
+        except BrokenPipeError:
+            pass  # the client stopped: its status and messages say why
+        if client.wait() != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()
+            raise RuntimeError(f"loading {name} on {server.type} {server.host}:{server.port} failed: {message}")
+    return generated[1]
+
+
+def _add_databases(
+    session: Any, services: Any, servers: Sequence[ServerAccess], layout: list[Webspace], records: list[Any]
+) -> None:
+    """Register the servers (once) and a database per webspace: the shop's in MariaDB, the blog's in
+    PostgreSQL when both are given."""
+    from hostbackup.accounts.databases import NewDatabase, NewDbServer, add_database, add_db_server, all_db_servers
+
+    registered = {(server.host, server.port, server.type): server.id for server in all_db_servers(session)}
+    ids = {}
+    for server in servers:
+        key = (server.host, server.port, server.type)
+        if key not in registered:
+            new = NewDbServer(server.host, str(server.port), server.type, server.admin, server.password)
+            registered[key] = add_db_server(session, services.vault, new).id
+        ids[server] = registered[key]
+    preferred = ("mysql", "postgresql")
+    for index, (webspace, record) in enumerate(zip(layout, records, strict=True)):
+        wanted = preferred[index % 2]
+        server = next((server for server in servers if server.type == wanted), servers[0])
+        name = webspace.name.split(".")[0] + ("_wp" if server.type == "mysql" else "_db")
+        add_database(session, services.vault, record, NewDatabase(name, server.type, ids[server]))
+        webspace.databases.append((server, name))
+
+
 def build_corpus(
-    home: Path, *, total_bytes: int = DEFAULT_BYTES, customers: int = 1, seed: int = 1, quiet: bool = False
-) -> Corpus:
-    """Create accounts and content for `customers` customers in the hostbackup home `home`."""
+    home: Path, *, total_bytes: int = DEFAULT_BYTES, customers: int = 1, seed: int = 1, quiet: bool = False,
+    db_servers: Sequence[ServerAccess] = (), db_bytes: int | None = None,
+) -> Corpus:  # fmt: skip
+    """Create accounts and content for `customers` customers in the hostbackup home `home`.
+
+    With `db_servers`, `db_bytes` of the total (default a tenth) go into databases on them."""
     from hostbackup.accounts.users import Role, create_user
     from hostbackup.accounts.webspaces import create_mailbox, create_webspace
     from hostbackup.config import Settings
@@ -250,7 +416,8 @@ def build_corpus(
     rng = random.Random(seed)
     writer = _Writer(rng)
     corpus = Corpus(home=settings.home, customers=[])
-    share = total_bytes // customers
+    database_share = (total_bytes // 10 if db_bytes is None else db_bytes) // customers if db_servers else 0
+    share = total_bytes // customers - database_share
     try:
         for number in range(1, customers + 1):
             login = f"bench{number:02d}"
@@ -260,10 +427,14 @@ def build_corpus(
             ]
             with services.db.session() as session:
                 user = create_user(session, role=Role.CUSTOMER, login=login, password=CUSTOMER_PASSWORD, owner_id=1)
+                records = []
                 for webspace in layout:
                     record = create_webspace(session, settings.vhosts_root, name=webspace.name, owner=user)
                     for mailbox in webspace.mailboxes:
                         create_mailbox(session, settings.mail_root, record, name=mailbox)
+                    records.append(record)
+                if db_servers:
+                    _add_databases(session, services, db_servers, layout, records)
                 corpus.customers.append(Customer(login, user.id, layout))
             for index, webspace in enumerate(layout):
                 part = share * (3 if index == 0 else 1) // 4  # the shop is the big one
@@ -278,9 +449,12 @@ def build_corpus(
                     weight = 0.6 if mailbox_index == 0 else 0.4 / max(1, len(webspace.mailboxes) - 1)
                     budget = int(mail_budget * (weight if len(webspace.mailboxes) > 1 else 1.0))
                     _write_maildir(writer, settings.mail_root / webspace.name / mailbox, budget, mailbox_index)
+                for server, name in webspace.databases:
+                    budget = database_share * (3 if index == 0 else 1) // 4
+                    corpus.database_bytes += _fill_database(writer, server, name, budget)
     finally:
         services.db.dispose()
-    corpus.files, corpus.bytes = writer.files, writer.bytes
+    corpus.files, corpus.bytes = writer.files, writer.bytes + corpus.database_bytes
     corpus.seconds = time.perf_counter() - started
     return corpus
 

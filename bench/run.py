@@ -16,7 +16,10 @@ What is measured, on the content of one customer (``bench/corpus.py``):
   settings), with one volume and with 100 MiB volumes; ``tar -cf - … | zstd -3 -T0`` and the same piped
   to ``split -b 100M``; ``restic backup`` (fresh repository); ``borg create`` (fresh repository,
   ``--encryption=none``) with ``lz4`` and ``zstd,3``. hostbackup fsyncs its volumes, restic and borg
-  fsync their repositories, so the tar pipelines end with ``sync FILE`` to be comparable.
+  fsync their repositories, so the tar pipelines end with ``sync FILE`` to be comparable. The
+  customer's databases (a tenth of the corpus by default, in private MariaDB and PostgreSQL servers
+  started for the run) are dumped by hostbackup into the archive; the peers' commands first run the
+  same dump commands into a folder they then back up, as a script around them would.
 * restore: ``hostbackup restore`` over the XML API (``x-backup-manager`` → task ``finished``) and as
   a CLI command, and the stock-tool restore of hostbackup's volumes (``zstd -d | tar -x``), against
   ``zstd -d | tar -x`` of the tar.zst, ``restic restore`` and ``borg extract``, all into tmpfs;
@@ -66,6 +69,13 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import ADMIN_PASSWORD, DEFAULT_BYTES, SMALL_BYTES, Corpus, build_corpus
+
+from hostbackup.accounts.databases import ServerAccess
+from hostbackup.backup.sources.dump import DumpSource
+from hostbackup.backup.sources.mysql import mysql_source
+from hostbackup.backup.sources.postgres import postgres_source
+
+DUMPS = "database-dumps"  # below the home: where the peers' scripts dump the databases before backing up
 
 MiB = 1024 * 1024
 MB = 1000 * 1000
@@ -456,6 +466,17 @@ def ordered_volumes(folder: Path) -> list[Path]:
 # --- peers ---------------------------------------------------------------------------------------
 
 
+def database_servers(stack: contextlib.ExitStack) -> list[ServerAccess]:
+    """Private MariaDB and PostgreSQL servers for the corpus's databases, started (and stopped by
+    `stack`) as the tests start them: their own data directories, loopback, password logins."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from dbservers import mariadb_server, postgres_password_server
+
+    log("starting MariaDB and PostgreSQL for the corpus's databases (--db-mb 0 leaves them out) …")
+    handles = [stack.enter_context(mariadb_server()), stack.enter_context(postgres_password_server())]
+    return [ServerAccess(handle.type, handle.host, handle.port, handle.admin, handle.password) for handle in handles]
+
+
 def peer_env(scratch: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -497,6 +518,35 @@ class Bench:
     def out(self) -> Path:
         return self.scratch / "out"
 
+    @property
+    def databases(self) -> list[tuple[ServerAccess, str]]:
+        return self.corpus.customers[0].databases()
+
+    @property
+    def peer_paths(self) -> list[str]:
+        """What the peers back up: the customer's content and the dumps of its databases (`dump_databases`)."""
+        return self.paths + ([DUMPS] if self.databases else [])
+
+    def dump_sources(self) -> list[DumpSource]:
+        """The customer's databases as hostbackup dumps them: the same tools, options and servers."""
+        return [(postgres_source if server.type == "postgresql" else mysql_source)("", name, server)
+                for server, name in self.databases]  # fmt: skip
+
+    def dump_databases(self) -> str:
+        """Shell commands that dump the customer's databases into <home>/DUMPS with hostbackup's dump
+        commands, as a script around tar, restic or borg does first ("" without databases)."""
+        if not self.databases:
+            return ""
+        folder = shlex.quote(str(self.home / DUMPS))
+        commands = [f"mkdir -p {folder}"]
+        for source in self.dump_sources():
+            commands.append(f"{shlex.join(source.command)} > {folder}/{shlex.quote(source.database)}.sql")
+        return " && ".join(commands) + " && "
+
+    def database_env(self) -> dict[str, str]:
+        """The administrators' passwords for the dump tools (PGPASSWORD, MYSQL_PWD)."""
+        return {key: value for source in self.dump_sources() for key, value in source.access.environment().items()}
+
     def wanted(self, group: str) -> bool:
         return group in self.args.only
 
@@ -534,27 +584,29 @@ class Bench:
                 started = time.perf_counter()
                 step()
                 previous = time.perf_counter() - started
+                shutil.rmtree(self.home / DUMPS, ignore_errors=True)  # a peer's database dumps
                 evict(self.out)
 
     def backup_steps(self) -> list[Callable[[], None]]:
         """The backup measurements; `backups` rotates their order from run to run."""
-        env = peer_env(self.scratch)
-        paths = " ".join(shlex.quote(p) for p in self.paths)
+        env = {**peer_env(self.scratch), **self.database_env()}
+        paths = " ".join(shlex.quote(p) for p in self.peer_paths)
         home = shlex.quote(str(self.home))
+        dump = self.dump_databases()
         steps: list[Callable[[], None]] = []
 
         def tar() -> None:
             target = self.out / "tar" / "backup.tar.zst"
             fresh_dir(target.parent)
-            command = f"tar -cf - -C {home} {paths} | zstd -3 -T0 -q -o {target} && sync {target}"
-            self.add("tar", "tar | zstd -3 -T0", "backup", measure_command(shell(command), target))
+            command = f"{dump}tar -cf - -C {home} {paths} | zstd -3 -T0 -q -o {target} && sync {target}"
+            self.add("tar", "tar | zstd -3 -T0", "backup", measure_command(shell(command), target, env=env))
 
         def tar_split() -> None:
             target = fresh_dir(self.out / "tar-split")
             split = f"split -b {self.args.split_mib}M - {target}/backup.tar.zst."
-            command = f"tar -cf - -C {home} {paths} | zstd -3 -T0 -q | {split} && sync {target}/*"
+            command = f"{dump}tar -cf - -C {home} {paths} | zstd -3 -T0 -q | {split} && sync {target}/*"
             label = f"tar | zstd -3 -T0 | split -b {self.args.split_mib}M"
-            self.add("tar-split", label, "backup", measure_command(shell(command), target))
+            self.add("tar-split", label, "backup", measure_command(shell(command), target, env=env))
 
         def hostbackup() -> None:
             assert self.server is not None
@@ -571,8 +623,9 @@ class Bench:
             shutil.rmtree(repo, ignore_errors=True)
             shutil.rmtree(self.scratch / "restic-cache", ignore_errors=True)
             run_measured(["restic", "-r", str(repo), "init", "--quiet"], env=env)
-            argv = ["restic", "-r", str(repo), "backup", "--quiet", *self.paths]
-            self.add("restic", "restic backup", "backup", measure_command(argv, repo, cwd=self.home, env=env))
+            command = dump + shlex.join(["restic", "-r", str(repo), "backup", "--quiet", *self.peer_paths])
+            sample = measure_command(shell(command), repo, cwd=self.home, env=env)
+            self.add("restic", "restic backup", "backup", sample)
 
         def borg(key: str, compression: str) -> Callable[[], None]:
             def step() -> None:
@@ -580,8 +633,8 @@ class Bench:
                 shutil.rmtree(repo, ignore_errors=True)
                 shutil.rmtree(self.scratch / "borg-base", ignore_errors=True)
                 run_measured(["borg", "init", "--encryption=none", str(repo)], env=env)
-                argv = ["borg", "create", "--compression", compression, f"{repo}::bench", *self.paths]
-                sample = measure_command(argv, repo, cwd=self.home, env=env)
+                argv = ["borg", "create", "--compression", compression, f"{repo}::bench", *self.peer_paths]
+                sample = measure_command(shell(dump + shlex.join(argv)), repo, cwd=self.home, env=env)
                 self.add(key, f"borg create --compression {compression}", "backup", sample)
 
             return step
@@ -942,8 +995,10 @@ def table(result: Result) -> str:
         if not rows:
             continue
         head = "×tar|zstd" if kind == "backup" else "×zstd|tar"
+        databases = result.corpus.get("database_bytes", 0)
+        of_which = f", of which {databases / MB:.0f} MB in databases" if databases else ""
         lines += [
-            f"\n{title} ({content / MB:.0f} MB, {result.corpus['files']} files; "
+            f"\n{title} ({content / MB:.0f} MB{of_which}, {result.corpus['files']} files; "
             f"median of {result.corpus['runs']} runs)",
             "",
             f"| {'tool':<52} | wall s | MB/s | {head} | ×restic | ×borg lz4 | ×borg zstd | CPU s | CPU {head} "
@@ -1116,6 +1171,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help=f"~{SMALL_BYTES // MiB} MiB corpus and 1 run")
     parser.add_argument("--size-mb", type=int, help=f"corpus size in MiB (default {DEFAULT_BYTES // MiB})")
+    parser.add_argument(
+        "--db-mb", type=int, help="of which in MariaDB and PostgreSQL databases (default a tenth; 0: none)"
+    )
     parser.add_argument("--runs", type=int, help="runs per measurement, median reported (default 3; 1 with --small)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--split-mib", type=int, help="volume size for the split runs (default 100; 10 with --small)")
@@ -1146,12 +1204,19 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="hostbackup-bench-", dir=args.workdir))
     result = Result(machine=machine_info(), corpus={})
     bench: Bench | None = None
+    database_stack = contextlib.ExitStack()
     try:
         have = check_tools(result, args.only)
+        db_servers = database_servers(database_stack) if args.db_mb != 0 else []
+        db_bytes = None if args.db_mb is None else args.db_mb * MiB
         log(f"building a {total / MiB:.0f} MiB corpus in {scratch} …")
-        corpus = build_corpus(scratch / "home", total_bytes=total, seed=args.seed)
+        corpus = build_corpus(
+            scratch / "home", total_bytes=total, seed=args.seed, db_servers=db_servers, db_bytes=db_bytes
+        )
         result.corpus = {
             "bytes": corpus.bytes,
+            "database_bytes": corpus.database_bytes,
+            "databases": [f"{name} ({server.type})" for server, name in corpus.customers[0].databases()],
             "files": corpus.files,
             "customers": len(corpus.customers),
             "measured_customer": corpus.customers[0].login,
@@ -1160,7 +1225,8 @@ def main() -> None:
             "runs": args.runs,
             "generation_seconds": round(corpus.seconds, 1),
         }
-        log(f"corpus: {corpus.bytes / MB:.0f} MB in {corpus.files} files ({corpus.seconds:.0f} s)")
+        in_databases = f", {corpus.database_bytes / MB:.0f} MB of it in databases" if corpus.database_bytes else ""
+        log(f"corpus: {corpus.bytes / MB:.0f} MB in {corpus.files} files{in_databases} ({corpus.seconds:.0f} s)")
         bench = Bench(args, scratch, corpus, result, have=have)
         paths = " ".join(shlex.quote(p) for p in bench.paths)
         run_measured(shell(f"tar -cf - -C {shlex.quote(str(corpus.home))} {paths} | cat > /dev/null"))  # warm cache
@@ -1191,6 +1257,7 @@ def main() -> None:
             bench.server.stop()
         for process in list(_children):
             _kill_group(process)
+        database_stack.close()
         if args.keep:
             log(f"kept {scratch}")
         else:
