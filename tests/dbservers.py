@@ -7,7 +7,8 @@ When running as root the servers run as the `mysql` / `postgres` system users, a
 
 A server that cannot start raises with its log: the tests that need it fail, never skip.
 Also here: what the database tests share (registering servers over the API, extracting a
-backup with stock tools).
+backup with stock tools). `bench/run.py` starts the benchmark's servers with `mariadb_server`
+and `postgres_password_server` too.
 """
 
 from __future__ import annotations
