@@ -91,6 +91,16 @@ def test_a_failed_dump_fails_at_its_place_with_the_tools_message(tmp_path: Path)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_dump_that_cannot_be_held_fails_at_its_place_and_says_where(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    sink = io.BytesIO()
+    archive = ArchiveWriter(sink, compress=False)
+    expected = pytest.raises(DumpFailed, match=f"database shop .*could not hold its output in {missing}")
+    with DumpsAhead([_dump("shop", "printf 'rows'")], spool_dir=missing) as planned, expected:
+        planned.sources[0].write(archive)
+    assert archive.members == 0
+
+
 def test_leaving_early_kills_the_running_tool_and_removes_its_spool(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     stuck = _dump("shop", f"printf 'partial'; echo $$ > {pid_file}.new; mv {pid_file}.new {pid_file}; exec sleep 600")

@@ -89,6 +89,10 @@ class DumpSource:
     def _failed(self, message: str) -> DumpFailed:
         return DumpFailed(f"Dump of {self._what()} failed: {trimmed(message)}")
 
+    def unspooled(self, directory: str, error: OSError) -> DumpFailed:
+        """The failure of a dump whose output could not be held in `directory` (full, gone)."""
+        return self._failed(f"could not hold its output in {directory}: {error.strerror or error}")
+
 
 @dataclass
 class _Dump:
@@ -163,13 +167,20 @@ class DumpsAhead:
                 dump.done.set()
 
     def _dump(self, dump: _Dump) -> None:
-        dump.data = tempfile.TemporaryFile(dir=self._spool_dir)  # noqa: SIM115 (closed by `write` or on exit)
+        directory = tempfile.gettempdir() if self._spool_dir is None else str(self._spool_dir)
+        try:
+            dump.data = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 (closed by `write` or on exit)
+        except OSError as exc:
+            raise dump.source.unspooled(directory, exc) from exc
         chunks = dump.source.chunks(dump.warnings, self._started)
         try:
             for chunk in chunks:
                 if self._stopping.is_set():
                     return
-                dump.data.write(chunk)
+                try:
+                    dump.data.write(chunk)
+                except OSError as exc:  # the disk is full: the task says so, in its own terms
+                    raise dump.source.unspooled(directory, exc) from exc
         finally:
             chunks.close()  # kills the tool when the loop ended early
 
