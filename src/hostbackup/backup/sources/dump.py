@@ -1,18 +1,20 @@
-"""A database dump as content: a dump tool's standard output streamed into one archive member.
+"""A database dump as content: a dump tool's standard output as one archive member.
 
-The tool writes to a pipe that is read in 1 MiB chunks and handed to `ArchiveWriter.add_stream`,
-which spools them (bounded memory, then disk) because a tar header must state the size first.
-Its standard error goes to a temporary file, so a chatty tool can never block on a full pipe.
+The tool writes to a pipe that is read in 1 MiB chunks (`DumpSource.chunks`); its standard error
+goes to a temporary file, so a chatty tool can never block on a full pipe. A tar header must state
+the size first, so the output is spooled before it goes into the archive.
+
+A backup runs its dumps ahead (`DumpsAhead`): on a thread, in plan order, each into a temporary
+file, while the archive takes the web files before them; each goes in at its place in the plan
+(`ArchiveWriter.add_spooled`). A dump mostly waits for its database server: in a 1 GiB backup
+with 104 MB of databases the worker had spent a quarter of its time waiting for the dump tools'
+output when it read them in turn. (`DumpSource.write`, the plain `Source` way, still reads a dump
+in turn, spooling it through `ArchiveWriter.add_stream`.)
 
 A dump is only as good as its exit status: when the tool exits non-zero the iterator raises
-`DumpFailed` after the last chunk, `add_stream` drops the spooled data, and the task fails with
-the tool's message. An empty or truncated dump is never recorded as a success.
-
-A dump mostly waits for its database server, and it has to be spooled anyway, so a backup runs
-its dumps ahead (`DumpsAhead`): on a thread, in plan order, into temporary files, while the
-archive takes the web files before them; each goes into the archive at its place in the plan.
-In a 1 GiB backup with 104 MB of databases the worker had spent a quarter of its time waiting
-for the dump tools' output.
+`DumpFailed` after the last chunk, nothing of that dump reaches the archive, and the task fails
+with the tool's message at the dump's place. An empty or truncated dump is never recorded as a
+success.
 """
 
 from __future__ import annotations
