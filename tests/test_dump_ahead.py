@@ -14,6 +14,7 @@ import os
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,9 @@ def _dump(name: str, script: str) -> DumpSource:
     return DumpSource("example.com", name, ACCESS, ("sh", "-c", script))
 
 
-def _wait_for(condition: str, check: object) -> None:
+def _wait_for(condition: str, check: Callable[[], object]) -> None:
     deadline = time.monotonic() + DEADLINE
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, f"still waiting for {condition}"
         time.sleep(0.02)
 
