@@ -10,7 +10,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from content import assert_same_tree, build_site
+from content import assert_same_tree, build_site, snapshot
 from harness import (
     Server,
     assert_plesk_valid,
@@ -22,6 +22,7 @@ from harness import (
     start_server,
     wait_for_task,
 )
+from test_restore import run_restore
 from test_task_durability import big_site, slow_server, wait_until_running  # noqa: F401 (fixture)
 
 CUSTOMER = {"password": "Customer-Pass-1"}
@@ -190,6 +191,13 @@ def test_download_upload_import_as_another_owner_and_restore(server: Server, tmp
     )
     assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out).returncode == 0
     assert_same_tree(source.vhosts / "origin.test", out / "domains" / "origin.test" / "files")
+    # and hostbackup restores the imported backup itself: its webspaces come from its configuration dump
+    progress = run_restore(server, "target", names[0], "<target-directory>moved</target-directory>")
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    moved = server.home / "restores" / "clients" / "target" / "moved" / "domains" / "origin.test" / "files"
+    expected = snapshot(source.vhosts / "origin.test")
+    expected.pop(b"httpdocs/link-absolute")  # a link out of a target directory is not created
+    assert snapshot(moved) == expected
 
 
 def test_import_errors_and_foreign_files(server: Server) -> None:

@@ -16,6 +16,8 @@ import shutil
 import time
 from pathlib import Path
 
+from lxml import etree
+
 from hostbackup.backup import config_dump
 from hostbackup.backup.catalog import Catalog
 from hostbackup.backup.metadata import BackupMeta, write_atomically
@@ -71,7 +73,13 @@ def _meta_for(owner: Owner, backup: str, volumes: list[Path], check: ArchiveChec
         compression="zstd" if compressed else "none", options={"imported": True},
         volumes=[Volume(path.name, path.stat().st_size, _sha256(path)) for path in volumes],
         members=check.members, warnings=warnings,
+        webspaces=_webspaces(info),
     )  # fmt: skip
+
+
+def _webspaces(info: etree._Element | None) -> list[str]:
+    """The webspaces the configuration dump lists: what a restore of the backup may write into."""
+    return [name for element in info.iter("webspace") if (name := element.get("name"))] if info is not None else []
 
 
 def import_upload(catalog: Catalog, owner: Owner, upload: Path, name: str, *, ignore_sign: bool) -> None:
