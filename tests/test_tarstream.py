@@ -280,6 +280,17 @@ def test_nothing_is_written_through_a_symlink_already_on_disk(tmp_path: Path) ->
     assert list(outside.iterdir()) == []
 
 
+def test_nothing_is_written_below_a_link_that_was_not_created(tmp_path: Path) -> None:
+    extraction = Extraction(overwrite=False)
+    extraction.write(tmp_path, "site/up", _member("site/up", tarfile.SYMTYPE, "../.."), ())
+    extraction.write(tmp_path, "site/upper.txt", _member("site/upper.txt"), _chunks(b"fine"))  # a name, not a path
+    with pytest.raises(RefusedMember, match=r"site/up/evil\.txt: a path through the link site/up,"):
+        extraction.write(tmp_path, "site/up/evil.txt", _member("site/up/evil.txt"), _chunks(b"evil"))
+    extraction.close()
+    assert extraction.refused_links == ["site/up -> ../.."]
+    assert os.listdir(tmp_path / "site") == ["upper.txt"]  # no directory in the link's place
+
+
 def test_a_failing_data_stream_leaves_no_file_under_a_real_name(tmp_path: Path) -> None:
     def broken() -> Iterator[memoryview]:
         yield memoryview(b"first part")

@@ -5,7 +5,8 @@ before anything is written: no absolute names, no `..`, no path through a symlin
 files, FIFOs or hard links, and no two names that collide once case and Unicode normalisation
 are folded (they would overwrite each other on some file systems) — any of these stops the
 restore. A symlink that points outside the root is not created and is reported; it is common in
-real sites (`→ /etc/...`) and harmless once nothing can be written through it.
+real sites (`→ /etc/...`) and harmless once nothing can be written through it, so a later member
+below it stops the restore too (it would otherwise land in a directory made in the link's place).
 
 Directories are opened one component at a time with ``O_NOFOLLOW`` relative to their parent's
 descriptor (``openat``), so a symlink anywhere on the path is refused by the kernel, not by a
@@ -68,6 +69,7 @@ class Extraction:
     kept: int = 0
     digests: dict[str, str] = field(default_factory=dict)  # member name → SHA-256 of what was written
     refused_links: list[str] = field(default_factory=list)
+    _not_linked: set[tuple[Path, str]] = field(default_factory=set)  # refused links: nothing goes below them
     unplaced: list[str] = field(default_factory=list)  # new directories that could not get their name
     _seen: dict[tuple[Path, str], str] = field(default_factory=dict)
     _directories: list[tuple[Path, int]] = field(default_factory=list)
@@ -81,6 +83,8 @@ class Extraction:
         if not parts and not member.isdir():
             raise RefusedMember(f"{member.name}: a file without a name below its root")
         self._check_collision(root, member.name, parts)
+        if self._not_linked:
+            self._check_not_through_refused_link(root, member.name, parts)
         if member.isdir():
             self._make_dir(root, parts, member)
             return
@@ -88,7 +92,8 @@ class Extraction:
         if member.issym():
             if not fresh:
                 self.gate()
-            self._make_symlink(dir_fd, parts, member)
+            if not self._make_symlink(dir_fd, parts, member):
+                self._not_linked.add((root, "/".join(parts)))
         else:
             self._make_file(dir_fd, fresh, parts[-1], member, data)
 
@@ -131,6 +136,13 @@ class Extraction:
         if earlier != name:
             raise RefusedMember(f"{name}: collides with {earlier} when case and Unicode normalisation are ignored")
 
+    def _check_not_through_refused_link(self, root: Path, name: str, parts: list[str]) -> None:
+        """A member below a link that was not created would land in a directory in its place: the
+        archive means a path through that link, and that is refused like any other."""
+        for depth in range(1, len(parts)):
+            if (root, through := "/".join(parts[:depth])) in self._not_linked:
+                raise RefusedMember(f"{name}: a path through the link {through}, which points outside the target")
+
     def _make_dir(self, root: Path, parts: list[str], member: Member) -> None:
         fd, created = self._directory(root, parts, member.name)
         if not created:
@@ -140,18 +152,19 @@ class Extraction:
             os.chown(fd, member.uid, member.gid)
         self._directories.append((root.joinpath(*parts), member.mtime))
 
-    def _make_symlink(self, dir_fd: int, parts: list[str], member: Member) -> None:
+    def _make_symlink(self, dir_fd: int, parts: list[str], member: Member) -> bool:
+        """False when the link points outside the root: it is not created (a later member could be
+        written through it), and the restore goes on."""
         target, name = member.linkname, parts[-1]
         resolved = posixpath.normpath(posixpath.join(*parts[:-1], target)) if parts[:-1] else posixpath.normpath(target)
         if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-            # not created (a later member could be written through it); the restore goes on
             self.refused_links.append(f"{member.name} -> {target}")
-            return
+            return False
         existing = _lstat(name, dir_fd)
         if existing is not None:
             if not self.overwrite:
                 self.kept += 1
-                return
+                return True
             if stat.S_ISDIR(existing.st_mode):
                 raise RefusedMember(f"{member.name}: a directory is in the way")
             os.unlink(name, dir_fd=dir_fd)
@@ -159,6 +172,7 @@ class Extraction:
         if self._as_root:
             os.chown(name, member.uid, member.gid, dir_fd=dir_fd, follow_symlinks=False)
         self.written += 1
+        return True
 
     def _make_file(self, dir_fd: int, fresh: bool, name: str, member: Member, data: Iterable[memoryview]) -> None:
         """`fresh`: a directory this restore created (still under its temporary name); else the file
