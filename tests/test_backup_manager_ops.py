@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import zstandard
 from lxml import etree
 
 from content import assert_same_tree, build_site, snapshot
@@ -233,6 +237,34 @@ def test_import_of_a_damaged_backup_needs_ignore_sign(server: Server) -> None:
     forced = import_file(server, selector, reference, "<ignore-sign>true</ignore-sign>")
     assert forced.findtext("status") == "ok"
     assert len(listed(server, selector)) == 1
+
+
+def test_a_backup_imported_after_a_failed_check_has_its_restored_files_compared(server: Server) -> None:
+    """Its volume digests were taken on arrival, so they vouch for nothing: the restore compares
+    every file it writes with SHA256SUMS, and a mismatch fails the task, naming the file."""
+    seed_customer(server, "doubtful", ("doubtful.test",))
+    raw = io.BytesIO()
+    info = (
+        b'<backup-info format="hostbackup/1" level="customer"><description/><accounts>'
+        b'<webspace name="doubtful.test"/></accounts></backup-info>'
+    )
+    listed_sum = hashlib.sha256(b"what was backed up").hexdigest()
+    members = [("backup-info.xml", info), ("domains/doubtful.test/files/index.html", b"what arrived"),
+               ("SHA256SUMS", f"{listed_sum}  domains/doubtful.test/files/index.html\n".encode())]  # fmt: skip
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in members:
+            member = tarfile.TarInfo(name)
+            member.size, member.mode = len(data), 0o644
+            archive.addfile(member, io.BytesIO(data))
+    volume = zstandard.ZstdCompressor(write_checksum=True).compress(raw.getvalue())  # intact for zstd
+    reference = upload(server, "doubtful_2611270000.tar.zst", volume).findtext("upload/result/file") or ""
+    selector = "<customer-login>doubtful</customer-login>"
+    assert import_file(server, selector, reference).findtext("errcode") == "1023"
+    assert import_file(server, selector, reference, "<ignore-sign>true</ignore-sign>").findtext("status") == "ok"
+    progress = run_restore(server, "doubtful", "doubtful_2611270000.tar.zst", "<target-directory>t</target-directory>")
+    assert progress.findtext("state") == "failed"
+    error = progress.findtext("error") or ""
+    assert "do not match the backup's checksums: domains/doubtful.test/files/index.html" in error, error
 
 
 def test_upload_without_file_part_and_with_bad_credentials(server: Server) -> None:

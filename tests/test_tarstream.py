@@ -231,7 +231,7 @@ def _chunks(*parts: bytes) -> Iterator[memoryview]:
 
 
 def test_extraction_writes_mode_mtime_and_reports_digests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    extraction = Extraction(overwrite=False)
+    extraction = Extraction(overwrite=False, hashing=True)
     extraction.write(tmp_path, "a/b", _member("a/b/", tarfile.DIRTYPE, mode=0o750), ())
     extraction.write(tmp_path, "a/b/c.txt", _member("x/c.txt"), _chunks(b"hello ", b"world"))
     extraction.write(tmp_path, "a/link", _member("x/link", tarfile.SYMTYPE, "b/c.txt"), ())
@@ -247,7 +247,7 @@ def test_extraction_writes_mode_mtime_and_reports_digests(tmp_path: Path, monkey
     old_umask = os.umask(0o022)  # what a daemon usually has: it would cut the group and other bits
     monkeypatch.setattr(extract, "_UMASK", 0o022)  # as read when the worker started
     try:
-        extraction = Extraction(overwrite=True)
+        extraction = Extraction(overwrite=True, hashing=True)
         for name in ("a/b/shared.txt", "new/shared.txt"):  # in an existing directory, in a new one
             extraction.write(tmp_path, name, _member(name, mode=0o666), _chunks(b"x"))
         extraction.finish()
@@ -255,6 +255,7 @@ def test_extraction_writes_mode_mtime_and_reports_digests(tmp_path: Path, monkey
         os.umask(old_umask)
     assert {(tmp_path / name).stat().st_mode & 0o777 for name in ("a/b/shared.txt", "new/shared.txt")} == {0o666}
     assert sorted(os.listdir(tmp_path / "a" / "b")) == ["c.txt", "shared.txt"]  # no temporary name left
+    assert extraction.digests == dict.fromkeys(("a/b/shared.txt", "new/shared.txt"), hashlib.sha256(b"x").hexdigest())
 
 
 def test_keep_and_overwrite(tmp_path: Path) -> None:

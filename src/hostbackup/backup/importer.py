@@ -70,7 +70,7 @@ def _meta_for(owner: Owner, backup: str, volumes: list[Path], check: ArchiveChec
         name=backup, owner_kind=owner.kind.value, owner_id=owner.id, owner_name=owner.name,
         created=int(info.get("created", time.time())) if info is not None else int(time.time()),
         description=(info.findtext("description") or "") if info is not None else "", task_id=None,
-        compression="zstd" if compressed else "none", options={"imported": True},
+        compression="zstd" if compressed else "none", options={"imported": True, "intact": check.intact},
         volumes=[Volume(path.name, path.stat().st_size, _sha256(path)) for path in volumes],
         members=check.members, warnings=warnings,
         webspaces=_webspaces(info),

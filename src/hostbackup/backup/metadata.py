@@ -41,6 +41,12 @@ class BackupMeta:
     def file_name(self) -> str:
         return self.name + SUFFIX
 
+    @property
+    def volumes_vouch(self) -> bool:
+        """Whether the volumes' SHA-256 vouch for every member: they were taken from the stream that a
+        backup wrote, or on import after the members matched the archive's SHA256SUMS."""
+        return not self.options.get("imported") or self.options.get("intact") is True
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
 

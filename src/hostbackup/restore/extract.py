@@ -65,6 +65,7 @@ class Extraction:
 
     overwrite: bool
     gate: Callable[[], None] = _open_gate  # returns once things may be put in place, or raises
+    hashing: bool = False  # fill `digests`: for backups whose volumes do not vouch for their members
     written: int = 0
     kept: int = 0
     digests: dict[str, str] = field(default_factory=dict)  # member name → SHA-256 of what was written
@@ -178,7 +179,7 @@ class Extraction:
         """`fresh`: a directory this restore created (still under its temporary name); else the file
         goes under a temporary name first and is renamed over whatever the policy lets it replace."""
         if fresh and (fd := _create(name, dir_fd, _mode(member))) is not None:
-            self.digests[member.name] = self._fill(fd, dir_fd, name, member, data)
+            self._fill(fd, dir_fd, name, member, data)
             self.written += 1
             return
         existing = None if fresh else _lstat(name, dir_fd)  # fresh: the archive names this file twice
@@ -188,23 +189,25 @@ class Extraction:
             if not self.overwrite:
                 self.kept += 1
                 return
-        digest = self._fill(_create_temporary(dir_fd, _mode(member)), dir_fd, _TEMPORARY, member, data)
+        self._fill(_create_temporary(dir_fd, _mode(member)), dir_fd, _TEMPORARY, member, data)
         try:
             self.gate()
         except BaseException:
             os.unlink(_TEMPORARY, dir_fd=dir_fd)
             raise
         os.rename(_TEMPORARY, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        self.digests[member.name] = digest
         self.written += 1
 
-    def _fill(self, fd: int, dir_fd: int, name: str, member: Member, data: Iterable[memoryview]) -> str:
+    def _fill(self, fd: int, dir_fd: int, name: str, member: Member, data: Iterable[memoryview]) -> None:
         """Write the data, mode, owner and mtime into the new file `name`; remove it on failure."""
         try:
-            digest = hashlib.sha256()
+            digest = hashlib.sha256() if self.hashing else None
             for chunk in data:
-                digest.update(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 _write_all(fd, chunk)
+            if digest is not None:
+                self.digests[member.name] = digest.hexdigest()
             if _mode(member) & _UMASK:  # created with the mode, which the umask cut
                 os.chmod(fd, _mode(member))
             if self._as_root and (member.uid, member.gid) != _OWN_IDS:
@@ -215,7 +218,6 @@ class Extraction:
             raise
         finally:
             os.close(fd)
-        return digest.hexdigest()
 
 
 class _OpenPath:
