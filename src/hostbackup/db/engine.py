@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -39,8 +39,26 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def newest_revision() -> str:
+    """The newest migration's revision: each file is named `<revision>_<what it does>.py`, in order."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None before the first migration."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent, safe on every start)."""
+    """Bring the schema to the newest revision (idempotent, safe on every start).
+
+    A database already there is left alone without loading alembic: that import was a fifth of
+    the start of every CLI command."""
+    if current_revision(engine) == newest_revision():
+        return
     from alembic import command  # imported here: processes that never migrate stay smaller
     from alembic.config import Config
 
