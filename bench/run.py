@@ -7,7 +7,7 @@ Usage::
     .venv/bin/python bench/run.py                    # ~1 GiB corpus, median of 3 runs
     .venv/bin/python bench/run.py --size-mb 4096 --only hostbackup --runs 1   # memory at 4 GiB
     .venv/bin/python bench/run.py --small --json > result.json
-    .venv/bin/python bench/run.py --small --profile  # also py-spy the worker during one backup
+    .venv/bin/python bench/run.py --small --profile  # also py-spy the worker during one backup and restore
 
 What is measured, on the content of one customer (``bench/corpus.py``):
 
@@ -663,6 +663,9 @@ class Bench:
             if self.wanted("hostbackup") and (self.out / "hb").exists():
                 self.server = self.restore_server()
             self._restores(holder / "restore")
+            if self.args.profile and self.server is not None:
+                log("profiling one restore with py-spy")
+                self.profile_restore(holder / "restore")
         finally:
             if self.server is not None:
                 self.server.stop()
@@ -690,6 +693,17 @@ class Bench:
                 step(dest)
                 previous = time.perf_counter() - started
         shutil.rmtree(dest, ignore_errors=True)
+
+    def api_restore(self, dest: Path) -> Sample:
+        """x-backup-manager restore into a target directory, request → task finished (like the backups)."""
+        assert self.server is not None
+        link = self.home / "restores" / "clients" / self.login / "bench"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(dest)  # the API confines targets to <home>/restores: point it at the tmpfs
+        hb = self.out / "hb"
+        name = next(p.name for p in hb.iterdir() if p.name.endswith(".meta.json")).removesuffix(".meta.json")
+        return hostbackup_restore(self.server, self.login, name, dest)
 
     def restore_steps(self) -> list[Callable[[Path], None]]:
         """The restore measurements; `_restores` rotates their order from run to run."""
@@ -729,15 +743,8 @@ class Bench:
             self.add("r-hostbackup-restore", label, "restore", measure_command(argv, dest, env=restore_env()))
 
         def hostbackup_api(dest: Path) -> None:
-            """x-backup-manager restore into a target directory, request → task finished (like the backups)."""
-            assert self.server is not None
-            link = self.home / "restores" / "clients" / self.login / "bench"
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.unlink(missing_ok=True)
-            link.symlink_to(dest)  # the API confines targets to <home>/restores: point it at the tmpfs
-            name = next(p.name for p in hb.iterdir() if p.name.endswith(".meta.json")).removesuffix(".meta.json")
             label = "hostbackup restore (XML API, into a directory)"
-            self.add("r-hostbackup-api", label, "restore", hostbackup_restore(self.server, self.login, name, dest))
+            self.add("r-hostbackup-api", label, "restore", self.api_restore(dest))
 
         def verify(dest: Path) -> None:
             code = (
@@ -890,13 +897,20 @@ class Bench:
 
     # -- profile --
 
+    def py_spy_program(self) -> str | None:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if Path(py_spy).exists():
+            return py_spy
+        if "--profile: py-spy not found (pip install py-spy)" not in self.result.notes:
+            self.result.notes.append("--profile: py-spy not found (pip install py-spy)")
+        return None
+
     def profile(self) -> None:
         """py-spy the worker during one backup (wall clock, --idle) and the server under get-tasks-info load."""
         server = self.server
         assert server is not None
-        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        if not Path(py_spy).exists():
-            self.result.notes.append("--profile: py-spy not found (pip install py-spy)")
+        py_spy = self.py_spy_program()
+        if py_spy is None:
             return
         with self.py_spy(py_spy, server.workers(), idle=True) as stacks:
             time.sleep(1.0)
@@ -911,6 +925,22 @@ class Bench:
             time.sleep(0.5)
             self.load(info, self.args.api_requests)
         self.result.profile["server under get-tasks-info load (CPU)"] = summarize_profile(stacks)
+
+    def profile_restore(self, dest: Path) -> None:
+        """py-spy the worker during one more API restore (wall clock, --idle: the restoring thread and
+        the volume check beside it)."""
+        assert self.server is not None
+        py_spy = self.py_spy_program()
+        if py_spy is None:
+            return
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        with self.py_spy(py_spy, self.server.workers(), idle=True) as stacks:
+            time.sleep(1.0)
+            self.api_restore(dest)
+        shutil.rmtree(dest, ignore_errors=True)
+        restore = Counter({stack: count for stack, count in stacks.items() if "hostbackup/restore/" in stack})
+        self.result.profile["worker during a restore (wall clock)"] = summarize_profile(restore)
 
     @contextlib.contextmanager
     def py_spy(self, py_spy: str, pids: list[int], *, idle: bool) -> Iterator[Counter[str]]:
@@ -1182,7 +1212,7 @@ def main() -> None:
     parser.add_argument("--api-seconds", type=float, default=5.0, help="API load: seconds per scenario (bound)")
     parser.add_argument("--api-requests", type=int, default=50_000, help="API load: get-tasks-info packets (bound)")
     parser.add_argument("--api-backup-requests", type=int, default=300, help="API load: backup-customer packets")
-    parser.add_argument("--profile", action="store_true", help="py-spy the worker during one extra backup")
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker during one extra backup and restore")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--json-file", type=Path, help="also write the JSON result to this file")
     parser.add_argument("--render", type=Path, help="only print the table of a saved JSON result")
