@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import tarfile
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import zstandard
 
 from hostbackup.backup.archive import ArchiveWriter
-from hostbackup.restore import decompress, extract
+from hostbackup.restore import decompress, extract, reader
 from hostbackup.restore.decompress import TarStream, decompressed
 from hostbackup.restore.extract import Extraction, RefusedMember
 from hostbackup.restore.reader import ConcatenatedReader, check_stream, open_stream
@@ -198,6 +199,52 @@ def test_decompression_fed_by_a_thread_read_from_files_or_in_process(
     damaged[0].write_bytes(content)
     check = check_stream(make(damaged))
     assert check.complete and not check.intact and "damaged" in check.problem
+
+
+def _listed_archive(count: int, *, reverse_list: bool = False, wrong: str = "", extra: str = "") -> TarStream:
+    """`count` members and their SHA256SUMS last, as the writer lists them (or in reverse)."""
+    raw, lines = io.BytesIO(), []
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+
+        def add(name: str, content: bytes) -> None:
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+
+        for index in range(count):
+            name, content = f"domains/a.test/files/f{index:06d}.txt", f"file {index}".encode()
+            add(name, content)
+            listed = content + b"!" if name == wrong else content
+            lines.append(f"{hashlib.sha256(listed).hexdigest()}  {name}\n")
+        if extra:
+            lines.append(f"{hashlib.sha256(b'gone').hexdigest()}  {extra}\n")
+        add("SHA256SUMS", "".join(reversed(lines) if reverse_list else lines).encode())
+    return decompressed(io.BufferedReader(io.BytesIO(raw.getvalue())))
+
+
+def test_checking_an_archive_keeps_its_digests_on_disk_not_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "SPOOL_MAX_MEMORY", 64 << 10)
+    peaks = []
+    for count in (4_000, 16_000):
+        stream = _listed_archive(count)
+        tracemalloc.start()
+        try:
+            check = check_stream(stream)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert check.intact and check.members == count + 1, check.problem
+    assert peaks[1] < 1.5 * peaks[0], peaks  # four times the members: held in tables, about four times the memory
+
+
+def test_checking_names_wrong_and_missing_members_in_any_list_order() -> None:
+    check = check_stream(_listed_archive(50, wrong="domains/a.test/files/f000007.txt"))
+    assert check.complete and not check.intact
+    assert check.mismatched == ["domains/a.test/files/f000007.txt"]
+    assert check.problem == "checksum mismatch: domains/a.test/files/f000007.txt"
+    assert check_stream(_listed_archive(50, reverse_list=True)).intact  # another order: compared as tables
+    check = check_stream(_listed_archive(50, reverse_list=True, extra="domains/a.test/files/lost.txt"))
+    assert check.mismatched == ["domains/a.test/files/lost.txt"]
 
 
 def test_a_volume_that_cannot_be_read_is_an_error_not_a_short_archive(tmp_path: Path) -> None:
