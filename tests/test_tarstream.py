@@ -339,6 +339,44 @@ def test_nothing_is_written_below_a_link_that_was_not_created(tmp_path: Path) ->
     assert os.listdir(tmp_path / "site") == ["upper.txt"]  # no directory in the link's place
 
 
+def test_names_that_collide_once_folded_are_refused_within_a_directory(tmp_path: Path) -> None:
+    extraction = Extraction(overwrite=False)
+    extraction.write(tmp_path, "d/Readme.txt", _member("d/Readme.txt"), _chunks(b"one"))
+    extraction.write(tmp_path, "d/sub/README.txt", _member("d/sub/README.txt"), _chunks(b"two"))  # another directory
+    with pytest.raises(RefusedMember, match=r"d/README\.txt: collides with d/Readme\.txt"):
+        extraction.write(tmp_path, "d/README.txt", _member("d/README.txt"), _chunks(b"three"))
+    extraction.write(tmp_path, "d/caf\u00e9.txt", _member("d/caf\u00e9.txt"), _chunks(b"nfc"))
+    with pytest.raises(RefusedMember, match="collides with d/caf"):
+        extraction.write(tmp_path, "d/cafe\u0301.txt", _member("d/cafe\u0301.txt"), _chunks(b"nfd"))
+    extraction.close()
+
+
+def test_an_archive_that_comes_back_to_a_directory_it_left_is_refused(tmp_path: Path) -> None:
+    extraction = Extraction(overwrite=False)
+    for name in ("a/x.txt", "a/deeper/y.txt", "a/z.txt", "b/y.txt"):  # below a directory is still inside it
+        extraction.write(tmp_path, name, _member(name), _chunks(b"x"))
+    with pytest.raises(RefusedMember, match=r"a/again\.txt: the archive had already left this directory"):
+        extraction.write(tmp_path, "a/again.txt", _member("a/again.txt"), _chunks(b"x"))
+    extraction.close()
+
+
+def test_the_collision_check_holds_one_directory_not_every_member(tmp_path: Path) -> None:
+    peaks = []
+    for directories in (4, 16):
+        extraction = Extraction(overwrite=False)
+        tracemalloc.start()
+        try:
+            for directory in range(directories):
+                for index in range(300):
+                    name = f"site{directories}/d{directory:03d}/message-{index:05d}.eml"
+                    extraction.write(tmp_path, name, _member(name), _chunks(b"m"))
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        extraction.close()
+    assert peaks[1] < 1.5 * peaks[0], peaks  # four times the members in a table: about four times the memory
+
+
 def test_a_failing_data_stream_leaves_no_file_under_a_real_name(tmp_path: Path) -> None:
     def broken() -> Iterator[memoryview]:
         yield memoryview(b"first part")

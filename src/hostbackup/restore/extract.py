@@ -3,7 +3,8 @@
 A backup may come from anywhere (an upload, a tampered FTP server), so every member is checked
 before anything is written: no absolute names, no `..`, no path through a symlink, no device
 files, FIFOs or hard links, and no two names that collide once case and Unicode normalisation
-are folded (they would overwrite each other on some file systems) — any of these stops the
+are folded (they would overwrite each other on some file systems; checked per directory, so an
+archive that comes back to a directory it left is refused too) — any of these stops the
 restore. A symlink that points outside the root is not created and is reported; it is common in
 real sites (`→ /etc/...`) and harmless once nothing can be written through it, so a later member
 below it stops the restore too (it would otherwise land in a directory made in the link's place).
@@ -72,7 +73,9 @@ class Extraction:
     refused_links: list[str] = field(default_factory=list)
     _not_linked: set[tuple[Path, str]] = field(default_factory=set)  # refused links: nothing goes below them
     unplaced: list[str] = field(default_factory=list)  # new directories that could not get their name
-    _seen: dict[tuple[Path, str], str] = field(default_factory=dict)
+    # (root, folded directory) → {folded name: member name}, for the directories on the current path
+    _names_in: dict[tuple[Path, str], dict[str, str]] = field(default_factory=dict)
+    _left: set[tuple[Path, str]] = field(default_factory=set)  # directories the stream has left
     _directories: list[tuple[Path, int]] = field(default_factory=list)
     _path: _OpenPath | None = None
     _as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
@@ -132,10 +135,31 @@ class Extraction:
 
     def _check_collision(self, root: Path, name: str, parts: list[str]) -> None:
         joined = "/".join(parts)
-        key = joined.lower() if joined.isascii() else unicodedata.normalize("NFC", joined).casefold()
-        earlier = self._seen.setdefault((root, key), name)
+        folded = joined.lower() if joined.isascii() else unicodedata.normalize("NFC", joined).casefold()
+        directory, _, leaf = folded.rpartition("/")
+        names = self._names_in.get((root, directory))
+        if names is None:
+            names = self._enter(root, directory, name)
+        earlier = names.setdefault(leaf, name)
         if earlier != name:
             raise RefusedMember(f"{name}: collides with {earlier} when case and Unicode normalisation are ignored")
+
+    def _enter(self, root: Path, directory: str, name: str) -> dict[str, str]:
+        """Start the names of `directory`, forgetting those of the directories the stream has left.
+
+        Names can only collide within one directory, and a backup lists each directory's entries
+        while the stream is inside it, so memory follows the largest directory, not the archive
+        (one table for every member took about 300 bytes each). An archive that comes back to a
+        directory it left could hide a collision from this check: it is refused."""
+        if (root, directory) in self._left:
+            raise RefusedMember(f"{name}: the archive had already left this directory (backups keep it together)")
+        ancestors = {directory[:end] for end, char in enumerate(directory) if char == "/"} | {"", directory}
+        for key in [key for key in self._names_in if key[0] != root or key[1] not in ancestors]:
+            del self._names_in[key]
+            self._left.add(key)
+        names: dict[str, str] = {}
+        self._names_in[(root, directory)] = names
+        return names
 
     def _check_not_through_refused_link(self, root: Path, name: str, parts: list[str]) -> None:
         """A member below a link that was not created would land in a directory in its place: the
