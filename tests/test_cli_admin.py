@@ -24,3 +24,18 @@ def test_set_password_takes_effect_on_the_running_server(fresh_server: Server) -
     assert accepted.findtext("server/get_protos/result/status") == "ok"
     short = subprocess.run([*command[:-1], "abc"], capture_output=True, text=True, timeout=60)
     assert short.returncode != 0 and "5-255 characters" in short.stderr
+
+
+def test_every_command_is_listed_and_a_light_one_starts_without_the_server_stack(server: Server) -> None:
+    listed = subprocess.run([sys.executable, "-m", "hostbackup", "--help"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    names = ("serve", "admin", "demo", "worker", "backup", "verify", "restore", "customer", "webspace", "ftp-check")
+    for name in names:
+        assert f"  {name} " in listed.stdout, name
+    command = [sys.executable, "-X", "importtime", "-m", "hostbackup", "--home", str(server.home), "customer", "list"]
+    traced = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert traced.returncode == 0, traced.stderr
+    lines = traced.stderr.splitlines()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time")}
+    assert "hostbackup.accounts.users" in imported  # what the command needs (importlib's own imports go unlisted)
+    assert not {"uvicorn", "hostbackup.cli.serve", "alembic"} & imported  # a command's start pays for its own needs

@@ -1,36 +1,52 @@
-"""The `hostbackup` command: one module per command group, each a thin layer over the library."""
+"""The `hostbackup` command: one module per command group, each a thin layer over the library.
+
+A command's module is imported when that command runs, not before: `hostbackup customer list`
+should not pay for the HTTPS server's imports, nor a worker hold them in memory.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
-from hostbackup.cli import admin, backup, demo, restore, serve, verify, worker
-from hostbackup.cli.customer import customer
-from hostbackup.cli.ftp import ftp_check
-from hostbackup.cli.webspace import webspace
 from hostbackup.config import Settings
 
+COMMANDS = {  # name → "module:attribute"
+    "serve": "hostbackup.cli.serve:serve",
+    "admin": "hostbackup.cli.admin:admin",
+    "demo": "hostbackup.cli.demo:demo",
+    "worker": "hostbackup.cli.worker:worker",
+    "backup": "hostbackup.cli.backup:backup",
+    "verify": "hostbackup.cli.verify:verify",
+    "restore": "hostbackup.cli.restore:restore",
+    "customer": "hostbackup.cli.customer:customer",
+    "webspace": "hostbackup.cli.webspace:webspace",
+    "ftp-check": "hostbackup.cli.ftp:ftp_check",
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported by name, when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, _, attribute = COMMANDS[cmd_name].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.option("--home", type=click.Path(path_type=Path), help="Data directory (default: $HOSTBACKUP_HOME or ./var).")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None) -> None:
     """Backup manager for web-hosting accounts, driven by the Plesk XML API."""
     ctx.obj = Settings.load(home)
-
-
-cli.add_command(serve.serve)
-cli.add_command(admin.admin)
-cli.add_command(demo.demo)
-cli.add_command(worker.worker)
-cli.add_command(backup.backup)
-cli.add_command(verify.verify)
-cli.add_command(restore.restore)
-cli.add_command(customer)
-cli.add_command(webspace)
-cli.add_command(ftp_check)
 
 
 def main() -> None:
