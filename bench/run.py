@@ -701,9 +701,12 @@ class Bench:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(dest)  # the API confines targets to <home>/restores: point it at the tmpfs
-        hb = self.out / "hb"
-        name = next(p.name for p in hb.iterdir() if p.name.endswith(".meta.json")).removesuffix(".meta.json")
-        return hostbackup_restore(self.server, self.login, name, dest)
+        return hostbackup_restore(self.server, self.login, self.kept_backup_name(), dest)
+
+    def kept_backup_name(self) -> str:
+        """The name of the single-volume backup kept for the restores (its metadata file's, less the suffix)."""
+        meta = next(path.name for path in (self.out / "hb").iterdir() if path.name.endswith(".meta.json"))
+        return meta.removesuffix(".meta.json")
 
     def restore_steps(self) -> list[Callable[[Path], None]]:
         """The restore measurements; `_restores` rotates their order from run to run."""
@@ -736,7 +739,7 @@ class Bench:
                              env=restore_env())  # fmt: skip
                 storage.parent.mkdir(parents=True, exist_ok=True)
                 storage.symlink_to(hb.resolve())
-            name = next(p.name for p in hb.iterdir() if p.name.endswith(".meta.json")).removesuffix(".meta.json")
+            name = self.kept_backup_name()
             argv = [sys.executable, "-m", "hostbackup", "--home", str(home), "restore", f"customer:{self.login}",
                     name, "--target-directory", str(dest)]  # fmt: skip
             label = "hostbackup restore (CLI, into a directory)"
@@ -901,8 +904,9 @@ class Bench:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if Path(py_spy).exists():
             return py_spy
-        if "--profile: py-spy not found (pip install py-spy)" not in self.result.notes:
-            self.result.notes.append("--profile: py-spy not found (pip install py-spy)")
+        missing = "--profile: py-spy not found (pip install py-spy)"
+        if missing not in self.result.notes:  # said once, though both profiles ask
+            self.result.notes.append(missing)
         return None
 
     def profile(self) -> None:

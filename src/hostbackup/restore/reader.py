@@ -25,13 +25,13 @@ from pathlib import Path
 
 import zstandard
 
+from hostbackup.backup.archive import SPOOL_MAX_MEMORY
 from hostbackup.backup.config_dump import MAX_BYTES, MEMBER_NAME
 from hostbackup.backup.volumes import Volume
 from hostbackup.restore.decompress import CHUNK, TarStream, decompressed_files
 from hostbackup.restore.tarstream import ArchiveDamaged, ArchiveTruncated, TarReader
 
 SUMS_NAME = "SHA256SUMS"
-SPOOL_MAX_MEMORY = 8 << 20  # digests and the checksum list kept in memory before they go to disk
 _RECORD = struct.Struct(">64sI")  # a member's digest (hex) and the length of its name, then the name
 
 
