@@ -673,12 +673,14 @@ class Bench:
             shutil.rmtree(holder, ignore_errors=True)
 
     def restore_server(self) -> Server:
-        """A server whose customer storage holds the kept single-volume backup again (hard links)."""
+        """A server whose customer storage holds the kept single-volume backup again (hard links), and
+        nothing else: a configuration-only backup of the API load or the profile, made in the same
+        minute, would have its name and be restored instead."""
+        self.clear_dumps()
         folder = self.home / "dumps" / "clients" / self.login
         folder.mkdir(parents=True, exist_ok=True)
         for path in (self.out / "hb").iterdir():
-            if not (folder / path.name).exists():
-                os.link(path, folder / path.name)
+            os.link(path, folder / path.name)
         return Server(self.home, self.scratch / "server-restore.log")
 
     def _restores(self, dest: Path) -> None:
