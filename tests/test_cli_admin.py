@@ -39,3 +39,25 @@ def test_every_command_is_listed_and_a_light_one_starts_without_the_server_stack
     imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time")}
     assert "hostbackup.accounts.users" in imported  # what the command needs (importlib's own imports go unlisted)
     assert not {"uvicorn", "hostbackup.cli.serve", "alembic"} & imported  # a command's start pays for its own needs
+
+
+PROBE = """
+import gc, sys, click
+from hostbackup.cli import main as cli_main
+
+@click.command()
+def probe() -> None:
+    print(gc.isenabled(), gc.get_freeze_count())
+
+cli_main.COMMANDS["probe"] = "__main__:probe"
+sys.argv = ["hostbackup", "--home", sys.argv[1], "probe"]
+cli_main.main()
+"""
+
+
+def test_a_command_runs_with_the_collector_on_and_the_startup_objects_frozen(server: Server) -> None:
+    probed = subprocess.run([sys.executable, "-c", PROBE, str(server.home)], capture_output=True, text=True, timeout=60)
+    assert probed.returncode == 0, probed.stderr
+    enabled, frozen = probed.stdout.split()
+    assert enabled == "True"  # a long restore must still collect its cycles
+    assert int(frozen) > 10_000  # the imports' objects are out of every collection, at exit too

@@ -2,10 +2,16 @@
 
 A command's module is imported when that command runs, not before: `hostbackup customer list`
 should not pay for the HTTPS server's imports, nor a worker hold them in memory.
+
+The garbage collector is kept off the imported modules: they make no garbage, yet collecting
+while they load cost a tenth of a second, and walking them again while the interpreter exits
+another 0.15 s, on every command.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 from pathlib import Path
 
@@ -47,7 +53,12 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, home: Path | None) -> None:
     """Backup manager for web-hosting accounts, driven by the Plesk XML API."""
     ctx.obj = Settings.load(home)
+    if not gc.isenabled():  # main() turned it off for the imports, which are done here
+        gc.freeze()
+        gc.enable()
 
 
 def main() -> None:
+    gc.disable()
+    atexit.register(gc.freeze)  # the collections at exit then skip everything still alive
     cli(auto_envvar_prefix="HOSTBACKUP")
