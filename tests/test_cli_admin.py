@@ -42,12 +42,27 @@ def test_every_command_is_listed_and_a_light_one_starts_without_the_server_stack
 
 
 PROBE = """
-import gc, sys, click
+import ctypes, gc, sys, click
 from hostbackup.cli import main as cli_main
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                      "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+def mapped_after_a_large_free() -> int:
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.mallinfo2.restype = MallInfo2
+    libc.free(libc.malloc(16 << 20))  # by default, this raises the mmap threshold to 16 MiB
+    block = libc.malloc(8 << 20)
+    mapped = libc.mallinfo2().hblkhd  # bytes in blocks with a mapping of their own
+    libc.free(block)
+    return mapped
 
 @click.command()
 def probe() -> None:
-    print(gc.isenabled(), gc.get_freeze_count())
+    print(gc.isenabled(), gc.get_freeze_count(), mapped_after_a_large_free() >= 8 << 20)
 
 cli_main.COMMANDS["probe"] = "__main__:probe"
 sys.argv = ["hostbackup", "--home", sys.argv[1], "probe"]
@@ -55,9 +70,10 @@ cli_main.main()
 """
 
 
-def test_a_command_runs_with_the_collector_on_and_the_startup_objects_frozen(server: Server) -> None:
+def test_a_command_runs_with_the_collector_on_and_large_blocks_given_back(server: Server) -> None:
     probed = subprocess.run([sys.executable, "-c", PROBE, str(server.home)], capture_output=True, text=True, timeout=60)
     assert probed.returncode == 0, probed.stderr
-    enabled, frozen = probed.stdout.split()
+    enabled, frozen, mapped = probed.stdout.split()
     assert enabled == "True"  # a long restore must still collect its cycles
     assert int(frozen) > 10_000  # the imports' objects are out of every collection, at exit too
+    assert mapped == "True"  # a large block freed back to the system, so a worker's heap does not creep up
