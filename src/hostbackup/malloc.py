@@ -20,7 +20,7 @@ MMAP_THRESHOLD = 2 * 1024 * 1024
 TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc's raising would set; at 128 KiB read buffers were refaulted
 
 
-def fix_mmap_threshold(size: int = MMAP_THRESHOLD, trim: int = TRIM_THRESHOLD) -> bool:
+def fix_thresholds(size: int = MMAP_THRESHOLD, trim: int = TRIM_THRESHOLD) -> bool:
     """Blocks of `size` bytes and more get their own mapping, unmapped when freed; a heap gives back
     its free top past `trim` bytes. Whether it took."""
     try:

@@ -5,8 +5,8 @@ should not pay for the HTTPS server's imports, nor a worker hold them in memory.
 
 The garbage collector is kept off the imported modules: they make no garbage, yet collecting
 while they load cost a tenth of a second, and walking them again while the interpreter exits
-another 0.15 s, on every command. glibc's mmap threshold is fixed first (`hostbackup.malloc`), so
-that a worker's memory does not creep up from one backup to the next.
+another 0.15 s, on every command. glibc's mmap and trim thresholds are fixed first
+(`hostbackup.malloc`), so that a worker's memory does not creep up from one backup to the next.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from hostbackup.config import Settings
-from hostbackup.malloc import fix_mmap_threshold
+from hostbackup.malloc import fix_thresholds
 
 COMMANDS = {  # name → "module:attribute"
     "serve": "hostbackup.cli.serve:serve",
@@ -61,7 +61,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 
 def main() -> None:
-    fix_mmap_threshold()
+    fix_thresholds()
     gc.disable()
     atexit.register(gc.freeze)  # the collections at exit then skip everything still alive
     cli(auto_envvar_prefix="HOSTBACKUP")
