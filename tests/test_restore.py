@@ -5,16 +5,26 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 import time
 from pathlib import Path
+from typing import cast
 
+import pytest
 import zstandard
 from lxml import etree
 
 from content import build_site, snapshot
 from harness import Server, bm, progress_of, result_of, seed_customer, start_backup, wait_for_task
+from hostbackup.backup.metadata import BackupMeta
+from hostbackup.db.tables import Task
+from hostbackup.restore.decompress import decompressed
+from hostbackup.restore.extract import Extraction
+from hostbackup.restore.runner import RestoreJob, RestoreOptions, _Reporter, _VolumeCheck
+from hostbackup.tasks.worker import TaskStopped
+from hostbackup.xmlapi.context import Services
 
 
 def backup(server: Server, login: str, split: int = 0) -> str:
@@ -324,3 +334,31 @@ def test_cli_restore_into_a_directory(server: Server, tmp_path: Path) -> None:
     expected.pop(b"httpdocs/link-absolute")
     assert snapshot(restored) == expected
     assert "link-absolute -> /etc/hostname" in done.stderr
+
+
+def test_progress_and_a_stop_request_reach_a_directory_of_many_small_files(tmp_path: Path) -> None:
+    """Files that follow in a new directory are written in a run (`TarReader.files_in`), at most a read
+    buffer's worth: progress is still reported every MiB, and a stop request ends the restore there."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        archive.addfile(_member("domains/many.test/mail/new", tarfile.DIRTYPE))
+        for index in range(6000):  # 6000 messages of 1 KiB: 8.8 MiB of tar stream in one directory
+            message = tarfile.TarInfo(f"domains/many.test/mail/new/{index:05d}.eml")
+            message.size = 1024
+            archive.addfile(message, io.BytesIO(bytes(1024)))
+    reports: list[int] = []
+
+    def progress(**fields: int) -> None:
+        reports.append(fields["bytes_done"])
+        if len(reports) == 3:
+            raise TaskStopped
+
+    options = RestoreOptions("b.tar", target_directory=str(tmp_path), webspaces=("many.test",))
+    job = RestoreJob(cast(Services, None))  # a restore into a directory needs no services
+    stream = decompressed(io.BufferedReader(io.BytesIO(raw.getvalue())))  # type: ignore[arg-type]
+    extraction, check = Extraction(overwrite=False), _VolumeCheck(None, cast(BackupMeta, None))
+    with pytest.raises(TaskStopped):
+        job._stream(cast(Task, None), options, stream, extraction, check, _Reporter(progress, 5 << 20))
+    assert reports[0] < reports[1] < reports[2] < 5 << 20  # every MiB or two, not once the directory ended
+    restored = os.listdir(tmp_path / "domains" / "many.test" / "mail" / "new")
+    assert 0 < len(restored) < 6000 and extraction.written == len(restored)

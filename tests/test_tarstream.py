@@ -10,7 +10,7 @@ import os
 import subprocess
 import tarfile
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from hostbackup.restore import decompress, extract, reader
 from hostbackup.restore.decompress import TarStream, decompressed
 from hostbackup.restore.extract import Extraction, RefusedMember
 from hostbackup.restore.reader import ConcatenatedReader, check_stream, open_stream
-from hostbackup.restore.tarstream import ArchiveDamaged, ArchiveTruncated, Member, TarReader
+from hostbackup.restore.tarstream import READ_SIZE, ArchiveDamaged, ArchiveTruncated, Member, TarReader
 from test_archive import build_tree
 
 Seen = tuple[str, bytes, int, int, int, str, str]  # name, type, mode, size, mtime, link, digest
@@ -34,6 +34,30 @@ def read_ours(data: bytes) -> list[Seen]:
         digest = hashlib.sha256(b"".join(bytes(view) for view in archive.data())).hexdigest()
         seen.append((member.name, member.type, member.mode, member.size, member.mtime, member.linkname, digest))
     return seen
+
+
+def read_in_runs(data: bytes, chunk: int) -> tuple[list[Seen], int]:
+    """As `read_ours`, the way a restore reads: after each member, the files that follow directly in
+    its directory come from `files_in`. The stream comes in pieces of `chunk` bytes, so runs end at
+    every place a buffer can; the second value counts the files the runs took."""
+    stream = io.BytesIO(data)
+    archive = TarReader(lambda _size: stream.read(chunk))
+    seen: list[Seen] = []
+
+    def add(member: Member, views: Iterable[memoryview]) -> None:
+        digest = hashlib.sha256(b"".join(bytes(view) for view in views)).hexdigest()
+        seen.append((member.name, member.type, member.mode, member.size, member.mtime, member.linkname, digest))
+
+    taken = 0
+    for member in archive.members():
+        add(member, archive.data())
+        directory = member.name if member.isdir() else member.name.rpartition("/")[0]
+        for file, view in archive.files_in(directory):
+            parent, _, leaf = file.name.rpartition("/")
+            assert file.isfile() and parent == directory and leaf not in ("", ".", ".."), (file, directory)
+            add(file, [view])
+            taken += 1
+    return seen, taken
 
 
 def read_tarfile(data: bytes) -> list[Seen]:
@@ -98,6 +122,44 @@ def test_our_writer_round_trips_including_odd_names(tree: Path) -> None:
     names = {name for name, *_ in ours}
     assert "site/caf\udce9.txt" in names  # a Latin-1 name stays byte-exact
     assert "site/new\nline.txt" in names
+
+
+def test_files_taken_in_runs_read_like_members_do(tree: Path) -> None:
+    """A directory's files read in a run (`files_in`) are the members, with the bytes, that `members`
+    reads, wherever a run meets a subdirectory, a long or odd name, a large file, a global header or
+    the end of the read buffer."""
+    sink = io.BytesIO()
+    with ArchiveWriter(sink, compress=False) as writer:
+        writer.add_tree(tree, "site")
+    archives = {"ours": sink.getvalue()}
+    for tar_format in ("gnu", "posix"):
+        args = ["tar", f"--format={tar_format}", "-cf", "-", "-C", str(tree), "."]
+        archives[tar_format] = subprocess.run(args, check=True, capture_output=True).stdout
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, pax_headers={"mtime": "7"}) as archive:
+        for index in range(5):  # a global header: every member's mtime is 7, also in a run
+            member = tarfile.TarInfo(f"d/file{index}")
+            member.size = 3
+            archive.addfile(member, io.BytesIO(b"abc"))
+    archives["global header"] = raw.getvalue()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name in ("d/a", "d/sub/b", "d/c", "d/..", "d/.", "d/e"):  # no directory members between them
+            member = tarfile.TarInfo(name)
+            member.size = 1
+            archive.addfile(member, io.BytesIO(b"x"))
+    archives["files only"] = raw.getvalue()
+    for label, data in archives.items():
+        expected = read_ours(data)
+        for chunk in (READ_SIZE, 3000, 700):
+            seen, taken = read_in_runs(data, chunk)
+            assert seen == expected, (label, chunk)
+            if (
+                label in ("ours", "gnu", "files only") and chunk == READ_SIZE
+            ):  # GNU tar's pax format has a pax header per member
+                assert taken > 0, label  # the runs were taken, not skipped
+    assert read_in_runs(archives["global header"], READ_SIZE)[1] == 0  # a global header applies: no run
+    assert {seen[4] for seen in read_ours(archives["global header"])} == {7}
 
 
 def test_unread_data_is_skipped_and_views_hold_the_member_bytes() -> None:
@@ -410,6 +472,40 @@ def test_a_name_twice_in_a_new_directory_keeps_the_later_member_like_tar(tmp_pat
     extraction.write(tmp_path, "d/x.txt", _member("d/x.txt"), _chunks(b"second"))
     extraction.finish()
     assert os.listdir(tmp_path / "d") == ["x.txt"] and (tmp_path / "d" / "x.txt").read_bytes() == b"second"
+
+
+def test_files_that_follow_in_a_new_directory_go_straight_in_with_the_same_checks(tmp_path: Path) -> None:
+    extraction = Extraction(overwrite=False)
+    extraction.write(tmp_path, "site/d", _member("site/d", tarfile.DIRTYPE, mode=0o750), ())
+    assert extraction.in_new_directory()
+    extraction.write_here(_member("site/d/Readme.txt"), memoryview(b"one"))
+    extraction.write_here(_member("site/d/x.txt"), memoryview(b"first"))
+    extraction.write_here(_member("site/d/x.txt"), memoryview(b"second"))  # named twice: the later one, as tar does
+    with pytest.raises(RefusedMember, match=r"site/d/README\.txt: collides with site/d/Readme\.txt"):
+        extraction.write_here(_member("site/d/README.txt"), memoryview(b"two"))
+    extraction.finish()
+    directory = tmp_path / "site" / "d"
+    assert sorted(os.listdir(directory)) == ["Readme.txt", "x.txt"] and extraction.written == 3
+    assert (directory / "x.txt").read_bytes() == b"second"
+    readme = (directory / "Readme.txt").stat()
+    assert (readme.st_mode & 0o777, int(readme.st_mtime)) == (0o640, 1_600_000_000)
+
+
+def test_files_in_an_existing_directory_below_a_refused_link_or_hashed_take_the_general_path(tmp_path: Path) -> None:
+    (tmp_path / "old").mkdir()
+    extraction = Extraction(overwrite=False)
+    extraction.write(tmp_path, "old/a.txt", _member("old/a.txt"), _chunks(b"a"))
+    assert not extraction.in_new_directory()  # its files go under a temporary name and wait for the gate
+    extraction.write(tmp_path, "site/up", _member("site/up", tarfile.SYMTYPE, "../.."), ())
+    extraction.write(tmp_path, "site/up", _member("site/up", tarfile.DIRTYPE), ())  # made in the refused link's place
+    assert not extraction.in_new_directory()
+    with pytest.raises(RefusedMember, match="a path through the link site/up"):
+        extraction.write(tmp_path, "site/up/evil.txt", _member("site/up/evil.txt"), _chunks(b"evil"))
+    extraction.close()
+    hashed = Extraction(overwrite=False, hashing=True)
+    hashed.write(tmp_path, "new/a.txt", _member("new/a.txt"), _chunks(b"a"))
+    assert not hashed.in_new_directory()  # its digests are taken by `write`
+    hashed.close()
 
 
 def test_a_killed_restore_leaves_no_file_under_a_real_name_and_a_retry_completes(tmp_path: Path) -> None:

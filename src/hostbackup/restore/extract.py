@@ -21,6 +21,11 @@ created under a temporary name instead, its files are written straight to their 
 and it is renamed into place once the stream has left it (or the restore ends): one rename for a
 whole new subtree instead of one per file, which was a tenth of a 1 GiB restore.
 
+The files that follow each other in a directory this restore created take a shorter way
+(`write_here`): the directory passed the path checks when it was entered, so only the collision
+check and the write remain; with the tar reader's runs (`TarReader.files_in`) this took the
+interpreter's time per file of a 1 GiB restore from about 13 to 8 µs.
+
 Nothing is put in place before the restore's ``gate`` lets it: the check of the volumes' SHA-256
 runs beside the extraction, and every change to what existed before (a rename into place, a
 directory's mode, a symlink in an existing directory, the directory times) first waits for that
@@ -78,6 +83,7 @@ class Extraction:
     _left: set[tuple[Path, str]] = field(default_factory=set)  # directories the stream has left
     _directories: list[tuple[Path, int]] = field(default_factory=list)
     _path: _OpenPath | None = None
+    _here: tuple[int, dict[str, str]] | None = None  # a new directory's descriptor and names (`in_new_directory`)
     _as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     def write(self, root: Path, relative: str, member: Member, data: Iterable[memoryview] = ()) -> None:
@@ -100,6 +106,27 @@ class Extraction:
                 self._not_linked.add((root, "/".join(parts)))
         else:
             self._make_file(dir_fd, fresh, parts[-1], member, data)
+
+    def in_new_directory(self) -> bool:
+        """Whether the directory last written into is one this restore created, so that the files
+        that follow in it can go straight in with `write_here`."""
+        path = self._path
+        if path is None or not path.created or self.hashing:
+            return False
+        if self._not_linked and self._refused_link_on(path.root, [*path.names, ""]):
+            return False  # a directory made in a refused link's place: `write` refuses what is below it
+        directory = "/".join(path.names)
+        self._here = (path.fd, self._names_of(path.root, _fold(directory), directory))
+        return True
+
+    def write_here(self, member: Member, data: memoryview) -> None:
+        """A regular file directly in the directory `in_new_directory` accepted: what `write` does
+        for it, without the checks its name passed when its directory did."""
+        assert self._here is not None
+        dir_fd, names = self._here
+        leaf = member.name.rpartition("/")[2]
+        _add_name(names, _fold(leaf), member.name)
+        self._make_file(dir_fd, True, leaf, member, (data,))
 
     def finish(self) -> None:
         """New directories into place, then directory times: writing into a directory changes its mtime.
@@ -134,15 +161,13 @@ class Extraction:
         return self._path.descend(parts, name)
 
     def _check_collision(self, root: Path, name: str, parts: list[str]) -> None:
-        joined = "/".join(parts)
-        folded = joined.lower() if joined.isascii() else unicodedata.normalize("NFC", joined).casefold()
-        directory, _, leaf = folded.rpartition("/")
+        directory, _, leaf = _fold("/".join(parts)).rpartition("/")
+        _add_name(self._names_of(root, directory, name), leaf, name)
+
+    def _names_of(self, root: Path, directory: str, name: str) -> dict[str, str]:
+        """The names seen so far in the (folded) `directory`."""
         names = self._names_in.get((root, directory))
-        if names is None:
-            names = self._enter(root, directory, name)
-        earlier = names.setdefault(leaf, name)
-        if earlier != name:
-            raise RefusedMember(f"{name}: collides with {earlier} when case and Unicode normalisation are ignored")
+        return self._enter(root, directory, name) if names is None else names
 
     def _enter(self, root: Path, directory: str, name: str) -> dict[str, str]:
         """Start the names of `directory`, forgetting those of the directories the stream has left.
@@ -164,9 +189,15 @@ class Extraction:
     def _check_not_through_refused_link(self, root: Path, name: str, parts: list[str]) -> None:
         """A member below a link that was not created would land in a directory in its place: the
         archive means a path through that link, and that is refused like any other."""
+        if (through := self._refused_link_on(root, parts)) is not None:
+            raise RefusedMember(f"{name}: a path through the link {through}, which points outside the target")
+
+    def _refused_link_on(self, root: Path, parts: list[str]) -> str | None:
+        """The refused link that a directory on the way to `parts` (the last one excluded) stands for."""
         for depth in range(1, len(parts)):
             if (root, through := "/".join(parts[:depth])) in self._not_linked:
-                raise RefusedMember(f"{name}: a path through the link {through}, which points outside the target")
+                return through
+        return None
 
     def _make_dir(self, root: Path, parts: list[str], member: Member) -> None:
         fd, created = self._directory(root, parts, member.name)
@@ -265,6 +296,21 @@ class _OpenPath:
         self._temporary: list[str | None] = [None]
         self.unplaced: list[str] = []  # new directories left under a temporary name, and why
 
+    @property
+    def fd(self) -> int:
+        """The descriptor of the directory last descended to."""
+        return self._fds[-1]
+
+    @property
+    def created(self) -> bool:
+        """Whether this restore created that directory (or one above it)."""
+        return self._created[-1]
+
+    @property
+    def names(self) -> list[str]:
+        """Its path below the root."""
+        return self._names
+
     def descend(self, parts: list[str], member: str) -> tuple[int, bool]:
         """The descriptor of root/parts… and whether this restore created that directory.
 
@@ -349,6 +395,17 @@ def _make_temporary_dir(parent: int) -> str:
             continue
         return name
     raise AssertionError("unreachable")
+
+
+def _fold(name: str) -> str:
+    """The name that two names have in common when they differ only in case or Unicode normalisation."""
+    return name.lower() if name.isascii() else unicodedata.normalize("NFC", name).casefold()
+
+
+def _add_name(names: dict[str, str], folded: str, name: str) -> None:
+    earlier = names.setdefault(folded, name)
+    if earlier != name:
+        raise RefusedMember(f"{name}: collides with {earlier} when case and Unicode normalisation are ignored")
 
 
 def _create(name: str, dir_fd: int, mode: int) -> int | None:

@@ -10,7 +10,9 @@ nothing, has its members compared with its SHA256SUMS.
 
 The stream is one pass that routes each member: the configuration dump re-creates missing
 accounts, web files go to the webspace's folder, mail to its Maildirs, database dumps into their
-servers, everything under a target directory when one is given. A failure half-way names the
+servers, everything under a target directory when one is given. After a web or mail member, the
+files that follow it in a new directory are taken as a run (`TarReader.files_in`): they share its
+route and its checks, so each costs one header parse and the writing. A failure half-way names the
 member and says what was already restored.
 """
 
@@ -128,6 +130,18 @@ class RestoreOptions:
         )
 
 
+def _run_directory(options: RestoreOptions, member: Member) -> str | None:
+    """The directory of a web or mail member just written, whose next files the extraction may
+    take straight from the stream (`TarReader.files_in`): they share its route and its checks.
+    None when a path filter could tell them apart."""
+    if options.path or not (member.isfile() or member.isdir()):
+        return None
+    where = route(member.name)
+    if where is None or where.component == "databases" or not options.wants(member.name, where):
+        return None
+    return member.name if member.isdir() else member.name.rpartition("/")[0]
+
+
 def _unplaced(extraction: Extraction) -> str:
     if not extraction.unplaced:
         return ""
@@ -209,6 +223,11 @@ class RestoreJob:
                         sums = parse_sums(archive.read_all()) if extraction.hashing else {}
                     else:
                         notes += self._member(options, member, archive, extraction, info)
+                        directory = _run_directory(options, member)
+                        if directory is not None and extraction.in_new_directory():
+                            for file, data in archive.files_in(directory):  # at most a read buffer's worth
+                                member_name = file.name
+                                extraction.write_here(file, data)
                     if archive.consumed >= report.due:
                         report(archive.consumed)
                 stream.drain()  # the padding after the archive (and, streamed, every volume's checksum)

@@ -13,9 +13,9 @@ reported as they are: deciding what may be written is the extractor's job.
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from zlib import adler32 as _adler32
 
 BLOCK = 512
 READ_SIZE = 1 << 20
@@ -26,6 +26,7 @@ LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE = b"1", b"2", b"3", b"4", 
 _PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK = b"x", b"g", b"L", b"K"
 _REGULAR = (REGTYPE, AREGTYPE, CONTTYPE)
 _ZERO_BLOCK = bytes(BLOCK)
+_PAD = b"\0 "  # what may follow the digits of a numeric field
 # name, mode, uid, gid, size, mtime, checksum, type, linkname, magic (+version), …, prefix
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s82x155s")
 
@@ -81,10 +82,11 @@ class TarReader:
         self._unread = 0  # data bytes plus padding of the current member not consumed yet
         self._pending = 0  # of which data (the rest is padding)
         self.consumed = 0  # bytes of tar stream consumed so far, for progress
+        self._defaults: dict[str, bytes] = {}  # pax global records: they apply to every later member
 
     def members(self) -> Iterator[Member]:
         overrides: dict[str, bytes] = {}
-        defaults: dict[str, bytes] = {}
+        defaults = self._defaults
         while True:
             self._skip_rest()
             block = self._take(BLOCK)
@@ -115,6 +117,37 @@ class TarReader:
             self._pending = member.size
             self._unread = member.size + -member.size % BLOCK
             yield member
+
+    def files_in(self, directory: str) -> Iterator[tuple[Member, memoryview]]:
+        """The regular files that come next in the stream, directly in `directory`, with their data.
+
+        Call it between two members of `members`. A directory's files usually follow each other,
+        and this loop takes each with one header parse and one slice: no extended headers, no
+        checks of other member types. It stops at the first member that is anything else (a
+        subdirectory, an extended header, a file whose data is not in the read buffer yet), or at
+        the end of the buffer, and leaves that member to `members`.
+        """
+        self._skip_rest()
+        if self._defaults:
+            return
+        prefix = directory + "/"
+        start = len(prefix)
+        buffer = self._buffer
+        while (header_end := (position := self._position) + BLOCK) <= len(buffer):
+            block = buffer[position:header_end]
+            if block == _ZERO_BLOCK:
+                return
+            member = _parse_header(block)
+            end = header_end + member.size + -member.size % BLOCK
+            name = member.name
+            if (
+                member.type not in _REGULAR or not name.startswith(prefix) or "/" in name[start:]
+                or name[start:] in ("", ".", "..") or member.size < 0 or end > len(buffer)
+            ):  # fmt: skip
+                return
+            self._position = end
+            self.consumed += end - position
+            yield member, memoryview(buffer)[header_end : header_end + member.size]
 
     def data(self) -> Iterator[memoryview]:
         """The current member's data as views into the read buffer, in order."""
@@ -167,32 +200,37 @@ class TarReader:
 
 def _parse_header(block: bytes) -> Member:
     (name, mode, uid, gid, size, mtime, stored, kind, linkname, magic, prefix) = _HEADER.unpack_from(block)
-    if _number(stored, "checksum") != _header_sum(block):
+    try:
+        checksum = int(stored.rstrip(_PAD) or b"0", 8)
+    except ValueError:
+        checksum = _number(stored, "checksum")
+    if checksum != _header_sum(block, stored):
         raise ArchiveDamaged("a tar header with a wrong checksum (not a tar archive, or damaged)")
     name = name.split(b"\0", 1)[0]
     if magic == b"ustar\0" and prefix[0]:  # POSIX: a prefix field holds the leading directories
         name = prefix.split(b"\0", 1)[0] + b"/" + name
     if kind == AREGTYPE and name.endswith(b"/"):
         kind = DIRTYPE  # pre-POSIX directories
-    if (mode[0] | uid[0] | gid[0] | size[0] | mtime[0]) & 0x80:  # GNU base-256: rare, the slow path
-        numbers = [_number(field, what) for field, what in ((mode, "mode"), (uid, "uid"), (gid, "gid"),
-                                                            (size, "size"), (mtime, "mtime"))]  # fmt: skip
-    else:
-        try:
-            numbers = [int(field.rstrip(b"\0 ") or b"0", 8) for field in (mode, uid, gid, size, mtime)]
-        except ValueError:
-            raise ArchiveDamaged("a tar header with a malformed numeric field") from None
-    mode_, uid_, gid_, size_, mtime_ = numbers
-    return Member(_text(name), kind, mode_, uid_, gid_, size_, mtime_, _text(linkname.split(b"\0", 1)[0]))
+    try:
+        if (mode[0] | uid[0] | gid[0] | size[0] | mtime[0]) & 0x80:  # GNU base-256: rare, the slow path
+            raise ValueError
+        # unrolled, not a loop: this runs once per member and a loop's frame was a third of it
+        mode_ = int(mode.rstrip(_PAD) or b"0", 8)
+        uid_ = int(uid.rstrip(_PAD) or b"0", 8)
+        gid_ = int(gid.rstrip(_PAD) or b"0", 8)
+        size_ = int(size.rstrip(_PAD) or b"0", 8)
+        mtime_ = int(mtime.rstrip(_PAD) or b"0", 8)
+    except ValueError:  # base-256, or a malformed field, which `_number` names
+        mode_, uid_, gid_, size_, mtime_ = (_number(field, what) for field, what in (
+            (mode, "mode"), (uid, "uid"), (gid, "gid"), (size, "size"), (mtime, "mtime")))  # fmt: skip
+    link = _text(linkname.split(b"\0", 1)[0]) if linkname[0] else ""
+    return Member(_text(name), kind, mode_, uid_, gid_, size_, mtime_, link)
 
 
-def _header_sum(block: bytes) -> int:
-    """Sum of the header's bytes with the checksum field counted as spaces (see archive.py)."""
-    view = memoryview(block)
-    total = 8 * 0x20
-    for part in (view[:148], view[156:412], view[412:]):  # ≤ 256 bytes each: the sum stays below 65521
-        total += zlib.adler32(part, 0) & 0xFFFF
-    return total
+def _header_sum(block: bytes, stored: bytes) -> int:
+    """Sum of the header's bytes with the checksum field (`stored`) counted as spaces (see archive.py)."""
+    # adler32's low half is the byte sum modulo 65521: exact for 256 bytes (at most 65 280)
+    return (_adler32(block[:256], 0) & 0xFFFF) + (_adler32(block[256:], 0) & 0xFFFF) - sum(stored) + 8 * 0x20
 
 
 def _number(field: bytes, what: str) -> int:
