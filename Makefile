@@ -7,7 +7,7 @@ export HOSTBACKUP_ADMIN_PASSWORD ?= admin-Demo-1
 
 .PHONY: run test setup system-deps lint bench clean
 
-$(BIN)/.installed: pyproject.toml setup.py src/hostbackup/backup/_smallfiles.c
+$(BIN)/.installed: pyproject.toml setup.py src/hostbackup/backup/_smallfiles.c src/hostbackup/restore/_tarheader.c
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

