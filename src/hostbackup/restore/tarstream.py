@@ -225,7 +225,7 @@ def _parse_header(block: bytes) -> Member:
     try:
         if (mode[0] | uid[0] | gid[0] | size[0] | mtime[0]) & 0x80:  # GNU base-256: rare, the slow path
             raise ValueError
-        # unrolled, not a loop: this runs once per member and a loop's frame was a third of it
+        # unrolled, not a list comprehension: this runs once per member and the comprehension has a frame
         mode_ = int(mode.rstrip(_PAD) or b"0", 8)
         uid_ = int(uid.rstrip(_PAD) or b"0", 8)
         gid_ = int(gid.rstrip(_PAD) or b"0", 8)
