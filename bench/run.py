@@ -1283,7 +1283,7 @@ def main() -> None:
         if "restore" in args.only:
             bench.restores()
         result.notes.append(
-            "hostbackup restore runs through the CLI in a fresh home (migrations and a task record included) and "
+            "hostbackup restore (CLI) runs in a home made and migrated once, untimed; it records a task, and "
             "puts nothing in place before every volume's SHA-256 has been checked."
         )
         result.machine["loadavg_end"] = os.getloadavg()

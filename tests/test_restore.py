@@ -362,3 +362,39 @@ def test_progress_and_a_stop_request_reach_a_directory_of_many_small_files(tmp_p
     assert reports[0] < reports[1] < reports[2] < 5 << 20  # every MiB or two, not once the directory ended
     restored = os.listdir(tmp_path / "domains" / "many.test" / "mail" / "new")
     assert 0 < len(restored) < 6000 and extraction.written == len(restored)
+
+
+def test_the_cli_draws_its_progress_bar_on_a_terminal_only(server: Server, tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    seeded = seed_customer(server, "clibar", ("clibar.test",))
+    build_site(seeded.vhosts / "clibar.test")
+    name = backup(server, "clibar")
+    command = [sys.executable, "-m", "hostbackup", "--home", str(server.home), "restore", "customer:clibar", name,
+               "--target-directory"]  # fmt: skip
+    environment = {key: value for key, value in os.environ.items() if "COLOR" not in key} | {"TERM": "xterm"}
+    piped = subprocess.run([*command, str(tmp_path / "piped")], capture_output=True, timeout=300, env=environment)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith(b"task ") and piped.stdout.endswith(f"finished: {name}\n".encode())
+    assert b"\x1b[" not in piped.stdout  # a script or a log gets the result line only
+
+    leader, follower = pty.openpty()
+    with subprocess.Popen([*command, str(tmp_path / "shown")], stdout=follower, stderr=subprocess.PIPE,
+                          env=environment) as shown:  # fmt: skip
+        os.close(follower)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 1 << 16)
+            except OSError:  # EIO: the terminal's other side closed
+                break
+            if not chunk:
+                break
+            screen += chunk
+        os.close(leader)
+        assert shown.wait(timeout=300) == 0
+    assert b"\x1b[" in screen and (b"planning" in screen or name.encode() in screen), screen[:500]
+    assert screen.rstrip().endswith(f"finished: {name}".encode())
+    assert snapshot(tmp_path / "shown") == snapshot(tmp_path / "piped")

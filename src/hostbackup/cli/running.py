@@ -1,15 +1,16 @@
 """Running one task in the CLI process, with a progress bar: shared by `backup` and `restore`.
 
 The task is recorded like an API task (get-tasks-info shows it) but claimed and run right
-here, instead of waiting for a worker.
+here, instead of waiting for a worker. The bar is drawn only on a terminal: into a pipe or a log
+rich draws nothing, and its polling and refreshing took 0.1-0.2 CPU seconds of a 1 GiB restore.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hostbackup.db.engine import Database
 from hostbackup.db.tables import Task
@@ -40,6 +41,18 @@ def run_here(services: Services, request: TaskRequest) -> Task:
 
 
 def _follow(db: Database, task_id: int, thread: threading.Thread) -> Task:
+    if sys.stdout.isatty():
+        _draw_progress(db, task_id, thread)
+    thread.join()
+    with db.session() as session:
+        final = session.get(Task, task_id)
+        assert final is not None
+        return final
+
+
+def _draw_progress(db: Database, task_id: int, thread: threading.Thread) -> None:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
         line = bar.add_task("planning", total=None)
@@ -50,7 +63,3 @@ def _follow(db: Database, task_id: int, thread: threading.Thread) -> Task:
                 assert task is not None
                 bar.update(line, description=task.current_item or "working", completed=task.bytes_done,
                            total=task.bytes_estimated or None)  # fmt: skip
-    with db.session() as session:
-        final = session.get(Task, task_id)
-        assert final is not None
-        return final
