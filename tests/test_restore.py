@@ -16,13 +16,14 @@ import pytest
 import zstandard
 from lxml import etree
 
-from content import build_site, snapshot
+from content import Snapshot, build_site, snapshot
 from harness import Server, bm, progress_of, result_of, seed_customer, start_backup, wait_for_task
 from hostbackup.backup.metadata import BackupMeta
 from hostbackup.db.tables import Task
 from hostbackup.restore.decompress import decompressed
 from hostbackup.restore.extract import Extraction
-from hostbackup.restore.runner import RestoreJob, RestoreOptions, _Reporter, _VolumeCheck
+from hostbackup.restore.runner import RestoreFailed, RestoreJob, RestoreOptions, _Reporter, _VolumeCheck
+from hostbackup.restore.tarstream import Member
 from hostbackup.tasks.worker import TaskStopped
 from hostbackup.xmlapi.context import Services
 
@@ -397,4 +398,59 @@ def test_the_cli_draws_its_progress_bar_on_a_terminal_only(server: Server, tmp_p
         assert shown.wait(timeout=300) == 0
     assert b"\x1b[" in screen and (b"planning" in screen or name.encode() in screen), screen[:500]
     assert screen.rstrip().endswith(f"finished: {name}".encode())
-    assert snapshot(tmp_path / "shown") == snapshot(tmp_path / "piped")
+    restored = Path("domains") / "clibar.test"  # below the directories the restore made, with their own times
+    assert snapshot(tmp_path / "shown" / restored) == snapshot(tmp_path / "piped" / restored)
+
+
+DIR, FILE, LINK = tarfile.DIRTYPE, tarfile.REGTYPE, tarfile.SYMTYPE
+RUN_CASES = {  # member name (below domains/ws/files/), type, link target
+    "a directory of files": [("d", DIR, ""), *((f"d/f{index}", FILE, "") for index in range(50))],
+    "a name twice": [("d", DIR, ""), ("d/x", FILE, ""), ("d/x", FILE, "")],
+    "a case collision": [("d", DIR, ""), ("d/Readme", FILE, ""), ("d/README", FILE, "")],
+    "a file named with a slash": [("n", DIR, ""), ("n/f/", FILE, ""), ("n/f/g", FILE, "")],
+    "a file named with /.": [("n", DIR, ""), ("n/f/.", FILE, ""), ("n/f/g", FILE, "")],
+    "below a refused link": [("n", DIR, ""), ("n/l/", LINK, "/etc"), ("n/l/", FILE, ""), ("n/l/passwd", FILE, "")],
+    "directories first, sorted": [("n", DIR, ""), ("n/c", DIR, ""), ("n/c-x", DIR, ""), ("n/c/z", FILE, "")],
+}
+
+
+@pytest.mark.parametrize("case", RUN_CASES)
+def test_files_taken_in_runs_restore_as_the_general_path_does(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Odd and hostile names where a run could start: with runs the restore ends as without them,
+    with the same message and the same files."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, kind, link in RUN_CASES[case]:
+            member = _member(f"domains/ws/files/{name}", kind, link)
+            data = name.encode() if kind == tarfile.REGTYPE else b""
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+
+    def restore_into(target: Path) -> tuple[str, Snapshot]:
+        options = RestoreOptions("b.tar", target_directory=str(target), webspaces=("ws",))
+        stream = decompressed(io.BufferedReader(io.BytesIO(raw.getvalue())))  # type: ignore[arg-type]
+        extraction, check = Extraction(overwrite=False), _VolumeCheck(None, cast(BackupMeta, None))
+        try:
+            notes = RestoreJob(cast(Services, None))._stream(
+                cast(Task, None), options, stream, extraction, check, _Reporter(lambda **_: None, 1 << 30)
+            )
+            outcome = "; ".join(notes)
+        except RestoreFailed as exc:
+            outcome = f"failed: {exc}"
+        return outcome, (snapshot(target / "domains" / "ws") if (target / "domains" / "ws").exists() else {})
+
+    taken: list[str] = []
+    original = Extraction.write_in_run
+
+    def counted(extraction: Extraction, member: Member, data: memoryview) -> None:
+        taken.append(member.name)
+        original(extraction, member, data)
+
+    monkeypatch.setattr(Extraction, "write_in_run", counted)
+    with_runs = restore_into(tmp_path / "runs")
+    monkeypatch.setattr(Extraction, "start_run", lambda *_: False)
+    assert with_runs == restore_into(tmp_path / "general")
+    if case == "a directory of files":
+        assert len(taken) == 50 and with_runs[0].endswith("restored 50 entries, kept 0 existing ones")

@@ -553,12 +553,13 @@ def test_a_name_twice_in_a_new_directory_keeps_the_later_member_like_tar(tmp_pat
 def test_files_that_follow_in_a_new_directory_go_straight_in_with_the_same_checks(tmp_path: Path) -> None:
     extraction = Extraction(overwrite=False)
     extraction.write(tmp_path, "site/d", _member("site/d", tarfile.DIRTYPE, mode=0o750), ())
-    assert extraction.in_new_directory()
-    extraction.write_here(_member("site/d/Readme.txt"), memoryview(b"one"))
-    extraction.write_here(_member("site/d/x.txt"), memoryview(b"first"))
-    extraction.write_here(_member("site/d/x.txt"), memoryview(b"second"))  # named twice: the later one, as tar does
+    assert not extraction.start_run(tmp_path, "site")  # only the directory last written into
+    assert extraction.start_run(tmp_path, "site/d")
+    extraction.write_in_run(_member("site/d/Readme.txt"), memoryview(b"one"))
+    extraction.write_in_run(_member("site/d/x.txt"), memoryview(b"first"))
+    extraction.write_in_run(_member("site/d/x.txt"), memoryview(b"second"))  # named twice: the later one, as tar does
     with pytest.raises(RefusedMember, match=r"site/d/README\.txt: collides with site/d/Readme\.txt"):
-        extraction.write_here(_member("site/d/README.txt"), memoryview(b"two"))
+        extraction.write_in_run(_member("site/d/README.txt"), memoryview(b"two"))
     extraction.finish()
     directory = tmp_path / "site" / "d"
     assert sorted(os.listdir(directory)) == ["Readme.txt", "x.txt"] and extraction.written == 3
@@ -571,16 +572,16 @@ def test_files_in_an_existing_directory_below_a_refused_link_or_hashed_take_the_
     (tmp_path / "old").mkdir()
     extraction = Extraction(overwrite=False)
     extraction.write(tmp_path, "old/a.txt", _member("old/a.txt"), _chunks(b"a"))
-    assert not extraction.in_new_directory()  # its files go under a temporary name and wait for the gate
+    assert not extraction.start_run(tmp_path, "old")  # its files go under a temporary name and wait for the gate
     extraction.write(tmp_path, "site/up", _member("site/up", tarfile.SYMTYPE, "../.."), ())
     extraction.write(tmp_path, "site/up", _member("site/up", tarfile.DIRTYPE), ())  # made in the refused link's place
-    assert not extraction.in_new_directory()
+    assert not extraction.start_run(tmp_path, "site/up")
     with pytest.raises(RefusedMember, match="a path through the link site/up"):
         extraction.write(tmp_path, "site/up/evil.txt", _member("site/up/evil.txt"), _chunks(b"evil"))
     extraction.close()
     hashed = Extraction(overwrite=False, hashing=True)
     hashed.write(tmp_path, "new/a.txt", _member("new/a.txt"), _chunks(b"a"))
-    assert not hashed.in_new_directory()  # its digests are taken by `write`
+    assert not hashed.start_run(tmp_path, "new")  # its digests are taken by `write`
     hashed.close()
 
 

@@ -87,38 +87,39 @@ PyDoc_STRVAR(parse_header_doc,
              "linkname), as tarstream.Member takes them; None when the block needs the Python\n"
              "parser (a wrong checksum, a number that is not plain octal).");
 
-static PyObject *parse_header(PyObject *module, PyObject *argument) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(argument, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    PyObject *result = NULL;
-    const unsigned char *block = view.buf;
+/* The fields of a 512-byte block, None to decline, or NULL with an exception set. */
+static PyObject *header_fields(const unsigned char *block) {
     long long stored, mode, uid, gid, size, mtime;
-    if (view.len != BLOCK_SIZE) {
-        PyErr_SetString(PyExc_ValueError, "a tar header block is 512 bytes");
-        goto done;
-    }
     if (octal(block + CHECKSUM, CHECKSUM_SIZE, &stored) < 0 || stored != header_sum(block) ||
         octal(block + MODE, SMALL_NUMBER_SIZE, &mode) < 0 || octal(block + UID, SMALL_NUMBER_SIZE, &uid) < 0 ||
         octal(block + GID, SMALL_NUMBER_SIZE, &gid) < 0 || octal(block + SIZE, BIG_NUMBER_SIZE, &size) < 0 ||
-        octal(block + MTIME, BIG_NUMBER_SIZE, &mtime) < 0) {
-        result = Py_NewRef(Py_None);
-        goto done;
-    }
+        octal(block + MTIME, BIG_NUMBER_SIZE, &mtime) < 0)
+        return Py_NewRef(Py_None);
     PyObject *name = member_name(block);
     if (name == NULL)
-        goto done;
+        return NULL;
     char type = (char)block[TYPEFLAG];
-    if (type == '\0' && PyUnicode_GET_LENGTH(name) > 0 &&
-        PyUnicode_READ_CHAR(name, PyUnicode_GET_LENGTH(name) - 1) == '/')
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+    if (type == '\0' && length > 0 && PyUnicode_READ_CHAR(name, length - 1) == '/')
         type = '5'; /* pre-POSIX directories */
     PyObject *linkname = text(block + LINKNAME, text_length(block + LINKNAME, NAME_SIZE));
     if (linkname == NULL) {
         Py_DECREF(name);
-        goto done;
+        return NULL;
     }
-    result = Py_BuildValue("(Ny#LLLLLN)", name, &type, (Py_ssize_t)1, mode, uid, gid, size, mtime, linkname);
-done:
+    /* "N" hands both strings to the tuple, or releases them if it cannot be built */
+    return Py_BuildValue("(Ny#LLLLLN)", name, &type, (Py_ssize_t)1, mode, uid, gid, size, mtime, linkname);
+}
+
+static PyObject *parse_header(PyObject *Py_UNUSED(module), PyObject *argument) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(argument, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result = NULL;
+    if (view.len != BLOCK_SIZE)
+        PyErr_SetString(PyExc_ValueError, "a tar header block is 512 bytes");
+    else
+        result = header_fields(view.buf);
     PyBuffer_Release(&view);
     return result;
 }

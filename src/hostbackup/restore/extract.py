@@ -22,7 +22,7 @@ and it is renamed into place once the stream has left it (or the restore ends): 
 whole new subtree instead of one per file, which was a tenth of a 1 GiB restore.
 
 The files that follow each other in a directory this restore created take a shorter way
-(`write_here`): the directory passed the path checks when it was entered, so only the collision
+(`start_run`, `write_in_run`): the directory passed the path checks when it was entered, so only the collision
 check and the write remain; with the tar reader's runs (`TarReader.files_in`) this took the
 interpreter's time per file of a 1 GiB restore from about 13 to 8 µs.
 
@@ -57,6 +57,14 @@ _TEMPORARY = f".hostbackup-restoring.{os.getpid()}"  # a file, or the prefix of 
 _OWN_IDS = (os.geteuid(), os.getegid())
 
 
+@dataclass
+class _Run:
+    fd: int
+    root: Path
+    directory: str  # below the root
+    names: dict[str, str] | None = None  # the directory's names, once its first file has come
+
+
 class RefusedMember(Exception):
     """A member that must not be written; the message says which and why."""
 
@@ -83,7 +91,7 @@ class Extraction:
     _left: set[tuple[Path, str]] = field(default_factory=set)  # directories the stream has left
     _directories: list[tuple[Path, int]] = field(default_factory=list)
     _path: _OpenPath | None = None
-    _here: tuple[int, dict[str, str]] | None = None  # a new directory's descriptor and names (`in_new_directory`)
+    _run: _Run | None = None  # the new directory whose files are written as a run (`start_run`)
     _as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     def write(self, root: Path, relative: str, member: Member, data: Iterable[memoryview] = ()) -> None:
@@ -107,26 +115,28 @@ class Extraction:
         else:
             self._make_file(dir_fd, fresh, parts[-1], member, data)
 
-    def in_new_directory(self) -> bool:
-        """Whether the directory last written into is one this restore created, so that the files
-        that follow in it can go straight in with `write_here`."""
+    def start_run(self, root: Path, directory: str) -> bool:
+        """Whether the files that follow in root/`directory` can go straight in (`write_in_run`):
+        it must be the directory last written into, and one this restore created."""
         path = self._path
-        if path is None or not path.created or self.hashing:
+        parts = [part for part in directory.split("/") if part not in ("", ".")]
+        if path is None or self.hashing or not path.created or path.root != root or path.names != parts:
             return False
-        if self._not_linked and self._refused_link_on(path.root, [*path.names, ""]):
+        if self._not_linked and self._refused_link_on(root, [*parts, ""]) is not None:
             return False  # a directory made in a refused link's place: `write` refuses what is below it
-        directory = "/".join(path.names)
-        self._here = (path.fd, self._names_of(path.root, _fold(directory), directory))
+        self._run = _Run(path.fd, root, "/".join(parts))
         return True
 
-    def write_here(self, member: Member, data: memoryview) -> None:
-        """A regular file directly in the directory `in_new_directory` accepted: what `write` does
-        for it, without the checks its name passed when its directory did."""
-        assert self._here is not None
-        dir_fd, names = self._here
+    def write_in_run(self, member: Member, data: memoryview) -> None:
+        """A regular file directly in the directory `start_run` accepted: what `write` does for it,
+        without the checks its directory passed when it was entered."""
+        run = self._run
+        assert run is not None
+        if run.names is None:  # entered with its first file, as `write` does: a directory may have none
+            run.names = self._names_of(run.root, _fold(run.directory), member.name)
         leaf = member.name.rpartition("/")[2]
-        _add_name(names, _fold(leaf), member.name)
-        self._make_file(dir_fd, True, leaf, member, (data,))
+        _add_name(run.names, _fold(leaf), member.name)
+        self._make_file(run.fd, True, leaf, member, (data,))
 
     def finish(self) -> None:
         """New directories into place, then directory times: writing into a directory changes its mtime.

@@ -130,18 +130,6 @@ class RestoreOptions:
         )
 
 
-def _run_directory(options: RestoreOptions, member: Member) -> str | None:
-    """The directory of a web or mail member just written, whose next files the extraction may
-    take straight from the stream (`TarReader.files_in`): they share its route and its checks.
-    None when a path filter could tell them apart."""
-    if options.path or not (member.isfile() or member.isdir()):
-        return None
-    where = route(member.name)
-    if where is None or where.component == "databases" or not options.wants(member.name, where):
-        return None
-    return member.name if member.isdir() else member.name.rpartition("/")[0]
-
-
 def _unplaced(extraction: Extraction) -> str:
     if not extraction.unplaced:
         return ""
@@ -223,11 +211,11 @@ class RestoreJob:
                         sums = parse_sums(archive.read_all()) if extraction.hashing else {}
                     else:
                         notes += self._member(options, member, archive, extraction, info)
-                        directory = _run_directory(options, member)
-                        if directory is not None and extraction.in_new_directory():
+                        directory = self._run_directory(options, member, extraction)
+                        if directory is not None:
                             for file, data in archive.files_in(directory):  # at most a read buffer's worth
                                 member_name = file.name
-                                extraction.write_here(file, data)
+                                extraction.write_in_run(file, data)
                     if archive.consumed >= report.due:
                         report(archive.consumed)
                 stream.drain()  # the padding after the archive (and, streamed, every volume's checksum)
@@ -278,18 +266,45 @@ class RestoreJob:
         where = route(member.name)
         if where is None or not options.wants(member.name, where):
             return []
-        if options.target_directory:
-            extraction.write(self._root(options.target_directory), member.name, member, archive.data())
-        elif where.component == "files":
-            root = self._root(self.services.settings.vhosts_root, where.webspace)
-            extraction.write(root, where.relative, member, archive.data())
-        elif where.component == "mail":
-            root = self._root(self.services.settings.mail_root, where.webspace)
-            extraction.write(root, where.relative, member, archive.data())
+        destination = self._destination(options, where, member.name)
+        if destination is not None:
+            extraction.write(*destination, member, archive.data())
         elif member.isfile() and where.relative.endswith(".sql"):
             extraction.gate()  # a database is replaced only from volumes that passed their check
             return [self._database(where, archive.data(), info, overwrite=options.overwrite)]
         return []
+
+    def _destination(self, options: RestoreOptions, where: Route, name: str) -> tuple[Path, str] | None:
+        """(root, path below it) of a member written as a file; None for a database dump."""
+        if options.target_directory:
+            return self._root(options.target_directory), name
+        if where.component == "files":
+            return self._root(self.services.settings.vhosts_root, where.webspace), where.relative
+        if where.component == "mail":
+            return self._root(self.services.settings.mail_root, where.webspace), where.relative
+        return None
+
+    def _run_directory(self, options: RestoreOptions, member: Member, extraction: Extraction) -> str | None:
+        """The directory of a member just written, when the files that follow it there can be taken
+        straight from the stream as a run (`TarReader.files_in`, `Extraction.start_run`).
+
+        Only for names in plain form (no empty or "." parts, as our writer makes them), so that the
+        directory in the stream and the one the extraction has open are the same; never under a
+        path filter, which could tell files of one directory apart."""
+        parts = member.name.split("/")
+        if options.path or not (member.isfile() or member.isdir()) or "" in parts or "." in parts:
+            return None
+        where = route(member.name)
+        destination = None if where is None or not options.wants(member.name, where) else (
+            self._destination(options, where, member.name))  # fmt: skip
+        if destination is None:
+            return None
+        root, relative = destination
+        if member.isfile():
+            relative = relative.rpartition("/")[0]
+        if not extraction.start_run(root, relative):
+            return None
+        return member.name if member.isdir() else member.name.rpartition("/")[0]
 
     def _root(self, *parts: str | Path) -> Path:
         """The same Path object for the same root: joined once, not once per member."""
