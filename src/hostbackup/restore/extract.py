@@ -22,9 +22,10 @@ and it is renamed into place once the stream has left it (or the restore ends): 
 whole new subtree instead of one per file, which was a tenth of a 1 GiB restore.
 
 The files that follow each other in a directory this restore created take a shorter way
-(`start_run`, `write_in_run`): the directory passed the path checks when it was entered, so only the collision
-check and the write remain; with the tar reader's runs (`TarReader.files_in`) this took the
-interpreter's time per file of a 1 GiB restore from about 13 to 8 µs.
+(`start_run`, `write_in_run`): the directory passed the path checks when it was entered, so only
+the collision check and the write remain. With the tar reader's runs (`TarReader.files_in`) this
+took the interpreter's time per file of a 1 GiB restore from about 13 to 8 µs (5.5 µs with the
+headers parsed in C).
 
 Nothing is put in place before the restore's ``gate`` lets it: the check of the volumes' SHA-256
 runs beside the extraction, and every change to what existed before (a rename into place, a
