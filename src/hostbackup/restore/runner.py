@@ -142,7 +142,8 @@ def _tar_size(meta: BackupMeta) -> int:
 
 
 class _Reporter:
-    """Progress in bytes of tar stream, every `PROGRESS_STEP` (also where a stop request is noticed)."""
+    """Progress in bytes of tar stream, every `PROGRESS_STEP` or a little more: a run of files is
+    reported when it ends, at most a read buffer later (also where a stop request is noticed)."""
 
     def __init__(self, progress: Progress, estimate: int) -> None:
         self.progress = progress
