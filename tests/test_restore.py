@@ -24,7 +24,7 @@ from hostbackup.restore.decompress import decompressed
 from hostbackup.restore.extract import Extraction
 from hostbackup.restore.runner import RestoreFailed, RestoreJob, RestoreOptions, _Reporter, _VolumeCheck
 from hostbackup.restore.tarstream import Member
-from hostbackup.tasks.worker import TaskStopped
+from hostbackup.tasks.worker import Progress, TaskStopped
 from hostbackup.xmlapi.context import Services
 
 
@@ -337,6 +337,19 @@ def test_cli_restore_into_a_directory(server: Server, tmp_path: Path) -> None:
     assert "link-absolute -> /etc/hostname" in done.stderr
 
 
+def _stream_into(
+    target: Path, webspace: str, tar: bytes, extraction: Extraction, progress: Progress = lambda **_: None,
+    estimate: int = 1 << 30,
+) -> list[str]:  # fmt: skip
+    """The restore job's pass over the uncompressed archive `tar`, into the target directory `target`
+    (a restore into a directory needs no services); returns its notes."""
+    options = RestoreOptions("b.tar", target_directory=str(target), webspaces=(webspace,))
+    stream = decompressed(io.BufferedReader(io.BytesIO(tar)))  # type: ignore[arg-type]
+    check = _VolumeCheck(None, cast(BackupMeta, None))
+    job = RestoreJob(cast(Services, None))
+    return job._stream(cast(Task, None), options, stream, extraction, check, _Reporter(progress, estimate))
+
+
 def test_progress_and_a_stop_request_reach_a_directory_of_many_small_files(tmp_path: Path) -> None:
     """Files that follow in a new directory are written in a run (`TarReader.files_in`), at most a read
     buffer's worth: progress is still reported every MiB, and a stop request ends the restore there."""
@@ -354,12 +367,9 @@ def test_progress_and_a_stop_request_reach_a_directory_of_many_small_files(tmp_p
         if len(reports) == 3:
             raise TaskStopped
 
-    options = RestoreOptions("b.tar", target_directory=str(tmp_path), webspaces=("many.test",))
-    job = RestoreJob(cast(Services, None))  # a restore into a directory needs no services
-    stream = decompressed(io.BufferedReader(io.BytesIO(raw.getvalue())))  # type: ignore[arg-type]
-    extraction, check = Extraction(overwrite=False), _VolumeCheck(None, cast(BackupMeta, None))
+    extraction = Extraction(overwrite=False)
     with pytest.raises(TaskStopped):
-        job._stream(cast(Task, None), options, stream, extraction, check, _Reporter(progress, 5 << 20))
+        _stream_into(tmp_path, "many.test", raw.getvalue(), extraction, progress, estimate=5 << 20)
     assert reports[0] < reports[1] < reports[2] < 5 << 20  # every MiB or two, not once the directory ended
     restored = os.listdir(tmp_path / "domains" / "many.test" / "mail" / "new")
     assert 0 < len(restored) < 6000 and extraction.written == len(restored)
@@ -429,14 +439,8 @@ def test_files_taken_in_runs_restore_as_the_general_path_does(
             archive.addfile(member, io.BytesIO(data))
 
     def restore_into(target: Path) -> tuple[str, Snapshot]:
-        options = RestoreOptions("b.tar", target_directory=str(target), webspaces=("ws",))
-        stream = decompressed(io.BufferedReader(io.BytesIO(raw.getvalue())))  # type: ignore[arg-type]
-        extraction, check = Extraction(overwrite=False), _VolumeCheck(None, cast(BackupMeta, None))
         try:
-            notes = RestoreJob(cast(Services, None))._stream(
-                cast(Task, None), options, stream, extraction, check, _Reporter(lambda **_: None, 1 << 30)
-            )
-            outcome = "; ".join(notes)
+            outcome = "; ".join(_stream_into(target, "ws", raw.getvalue(), Extraction(overwrite=False)))
         except RestoreFailed as exc:
             outcome = f"failed: {exc}"
         return outcome, (snapshot(target / "domains" / "ws") if (target / "domains" / "ws").exists() else {})

@@ -120,7 +120,7 @@ class Extraction:
         """Whether the files that follow in root/`directory` can go straight in (`write_in_run`):
         it must be the directory last written into, and one this restore created."""
         path = self._path
-        parts = [part for part in directory.split("/") if part not in ("", ".")]
+        parts = _parts(directory)
         if path is None or self.hashing or not path.created or path.root != root or path.names != parts:
             return False
         if self._not_linked and self._refused_link_on(root, [*parts, ""]) is not None:
@@ -481,6 +481,11 @@ def check_name(name: str) -> None:
 def _checked_parts(name: str, relative: str) -> list[str]:
     check_name(name)
     check_name(relative)
+    return _parts(relative)
+
+
+def _parts(relative: str) -> list[str]:
+    """The directories and name of a path below a root, without empty and "." parts."""
     return [part for part in relative.split("/") if part not in ("", ".")]
 
 
