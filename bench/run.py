@@ -31,8 +31,10 @@ What is measured, on the content of one customer (``bench/corpus.py``):
 Every timing is the median of ``--runs`` runs (interleaved, so background load hits all tools alike;
 the page cache is warmed before every step: borg drops it for what it reads). Peak RSS is VmHWM of
 the worker process for hostbackup (reset before each run) and ``ru_maxrss`` of the largest process
-of the pipeline for the peers; CPU seconds count all processes and threads. Ratios are throughput
-ratios: ``2.0 ×restic`` means twice restic's speed.
+of the pipeline for the peers; CPU seconds count all processes and threads. "cores busy" is the whole
+machine's CPU time during a run (every process, the database servers', hostbackup's API answering
+the bench's polls) over its wall time: near ``nproc``, a tool can only get faster by doing less
+work. Ratios are throughput ratios: ``2.0 ×restic`` means twice restic's speed.
 
 restic and borg must be installed (``apt-get install restic borgbackup``); without them their rows
 are skipped with that hint. Everything lives in one temporary directory removed at the end
@@ -104,6 +106,7 @@ class Sample:
     cpu: float
     rss_kib: int
     written: int
+    machine_cpu: float = 0.0  # every process on the machine (database servers too); 0: not measured
 
 
 @dataclass
@@ -128,6 +131,13 @@ class Row:
         return statistics.median(s.cpu for s in self.samples) if self.samples else math.nan
 
     @property
+    def cores_busy(self) -> float:
+        """How many of the machine's cores the run kept busy on average (every process, the database
+        servers included): near `nproc`, a tool can only get faster by doing less work."""
+        busy = [s.machine_cpu / s.wall for s in self.samples if s.machine_cpu]
+        return statistics.median(busy) if busy else math.nan
+
+    @property
     def rss_mib(self) -> float:
         return max(s.rss_kib for s in self.samples) / 1024 if self.samples else math.nan
 
@@ -150,15 +160,24 @@ class Result:
         return next((row for row in self.rows if row.key == key and row.samples), None)
 
 
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat: all but idle, iowait and steal)."""
+    with open("/proc/stat") as stat_file:
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, stat_file.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
 def run_measured(
     argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = STEP_TIMEOUT
-) -> tuple[float, float, int]:
-    """Run a command to completion: wall seconds, CPU seconds and max RSS (KiB) of it and its children."""
+) -> Sample:
+    """Run a command to completion: wall seconds, CPU seconds and max RSS (KiB) of it and its children,
+    and the machine's CPU seconds meanwhile (`written` is left 0)."""
     os.sync()  # no step pays for the dirty pages of the one before
     with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as rss_file:
         # ru_maxrss of a direct child would include this (large) process's RSS at fork time, so
         # /usr/bin/time (small) forks the command and reports the largest descendant's max RSS
         wrapped = [TIME, "-f", "%M", "-o", rss_file.name, *argv]
+        machine_before = machine_cpu()
         start = time.perf_counter()
         process = subprocess.Popen(
             wrapped, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True
@@ -172,12 +191,13 @@ def run_measured(
             timer.cancel()
             _children.discard(process)
         wall = time.perf_counter() - start
+        machine = machine_cpu() - machine_before
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             errors.seek(0)
             raise RuntimeError(f"{shlex.join(argv)} failed ({process.returncode}):\n{errors.read()[-2000:].decode()}")
         rss = int(rss_file.read().split()[-1])
-    return wall, usage.ru_utime + usage.ru_stime, rss
+    return Sample(wall, usage.ru_utime + usage.ru_stime, rss, 0, machine)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -364,10 +384,12 @@ def hostbackup_backup(server: Server, login: str, split_kib: int, keep: Path) ->
         reset_peak_rss(pid)
     os.sync()
     cpu_before = {pid: proc_cpu(pid) for pid in workers}
+    machine_before = machine_cpu()
     start = time.perf_counter()
     task_id = server.start_backup(login, split_kib)
     task = server.wait_task(task_id)
     wall = time.perf_counter() - start
+    machine = machine_cpu() - machine_before
     cpu = sum(proc_cpu(pid) - before for pid, before in cpu_before.items())
     rss = max((proc_status_kib(pid, "VmHWM") for pid in workers), default=0)
     first = task.findtext("filename") or ""
@@ -380,7 +402,7 @@ def hostbackup_backup(server: Server, login: str, split_kib: int, keep: Path) ->
     for path in volumes:
         path.rename(keep / path.name)
     (folder / f"{base}.meta.json").rename(keep / f"{base}.meta.json")  # for `hostbackup restore`
-    return Sample(wall, cpu, rss, written)
+    return Sample(wall, cpu, rss, written, machine)
 
 
 def hostbackup_restore(server: Server, login: str, name: str, dest: Path) -> Sample:
@@ -389,6 +411,7 @@ def hostbackup_restore(server: Server, login: str, name: str, dest: Path) -> Sam
     for pid in workers:
         reset_peak_rss(pid)
     cpu_before = {pid: proc_cpu(pid) for pid in workers}
+    machine_before = machine_cpu()
     start = time.perf_counter()
     packet = (
         f"<restore><customer-login>{login}</customer-login><filename>{name}</filename>"
@@ -397,9 +420,10 @@ def hostbackup_restore(server: Server, login: str, name: str, dest: Path) -> Sam
     task_id = int(server.call(packet, operator="x-backup-manager").findtext("task-id") or 0)
     server.wait_task(task_id)
     wall = time.perf_counter() - start
+    machine = machine_cpu() - machine_before
     cpu = sum(proc_cpu(pid) - before for pid, before in cpu_before.items())
     rss = max((proc_status_kib(pid, "VmHWM") for pid in workers), default=0)
-    return Sample(wall, cpu, rss, tree_bytes(dest))
+    return Sample(wall, cpu, rss, tree_bytes(dest), machine)
 
 
 def rotated(steps: list[_Step], run: int) -> list[_Step]:
@@ -489,8 +513,9 @@ def peer_env(scratch: Path) -> dict[str, str]:
 
 
 def measure_command(argv: Sequence[str], output: Path, **kwargs: Any) -> Sample:
-    wall, cpu, rss = run_measured(argv, **kwargs)
-    return Sample(wall, cpu, rss, tree_bytes(output))
+    sample = run_measured(argv, **kwargs)
+    sample.written = tree_bytes(output)
+    return sample
 
 
 @dataclass
@@ -557,7 +582,8 @@ class Bench:
             self.result.rows.append(row)
         if sample is not None:
             row.samples.append(sample)
-            log(f"  {label}: {sample.wall:.2f} s, CPU {sample.cpu:.1f} s, RSS {sample.rss_kib / 1024:.0f} MiB")
+            busy = f", machine {sample.machine_cpu / sample.wall:.2f} cores busy" if sample.machine_cpu else ""
+            log(f"  {label}: {sample.wall:.2f} s, CPU {sample.cpu:.1f} s{busy}, RSS {sample.rss_kib / 1024:.0f} MiB")
         return row
 
     # -- backups --
@@ -756,9 +782,8 @@ class Bench:
                 "import sys; from pathlib import Path; from hostbackup.restore.reader import check_archive; "
                 "r = check_archive([Path(a) for a in sys.argv[1:]]); sys.exit(0 if r.intact else r.problem)"
             )
-            wall, cpu, rss = run_measured([sys.executable, "-c", code, *map(str, ordered_volumes(hb))])
-            label = "hostbackup verify (reader.check_archive, no writes)"
-            self.add("r-verify", label, "restore", Sample(wall, cpu, rss, 0))
+            sample = run_measured([sys.executable, "-c", code, *map(str, ordered_volumes(hb))])
+            self.add("r-verify", "hostbackup verify (reader.check_archive, no writes)", "restore", sample)
 
         def restic(dest: Path) -> None:
             argv = ["restic", "-r", str(self.out / "restic"), "restore", "latest", "--target", str(dest)]
@@ -1038,9 +1063,9 @@ def table(result: Result) -> str:
             f"median of {result.corpus['runs']} runs)",
             "",
             f"| {'tool':<52} | wall s | MB/s | {head} | ×restic | ×borg lz4 | ×borg zstd | CPU s | CPU {head} "
-            "| peak RSS MiB | written MB |",
+            "| cores busy | peak RSS MiB | written MB |",
             f"|{'-' * 54}|-------:|-----:|----------:|--------:|----------:|-----------:|------:|--------------:"
-            "|-------------:|-----------:|",
+            "|-----------:|-------------:|-----------:|",
         ]
         references = [result.row(key) for key in refs]
         for row in rows:
@@ -1048,9 +1073,10 @@ def table(result: Result) -> str:
             written = f"{row.written / MB:.0f}" if row.written else "–"
             base = references[0]
             cpu_ratio = f"{base.cpu / row.cpu:.2f}" if base is not None and row.cpu else "–"
+            busy = "–" if math.isnan(row.cores_busy) else f"{row.cores_busy:.2f}"
             lines.append(
                 f"| {row.label:<52} | {row.wall:6.2f} | {content / MB / row.wall:4.0f} | {ratios} | {row.cpu:5.1f} "
-                f"| {cpu_ratio:>13} | {row.rss_mib:12.0f} | {written:>10} |"
+                f"| {cpu_ratio:>13} | {busy:>10} | {row.rss_mib:12.0f} | {written:>10} |"
             )
     if any(isinstance(value, dict) for value in result.api.values()):
         lines += [
@@ -1301,6 +1327,7 @@ def main() -> None:
     data = asdict(result)
     for row, raw in zip(result.rows, data["rows"], strict=True):
         raw.update(wall_median=row.wall, cpu_median=row.cpu, peak_rss_mib=row.rss_mib, written_median=row.written)
+        raw["cores_busy_median"] = None if math.isnan(row.cores_busy) else row.cores_busy
     if args.json_file:
         args.json_file.write_text(json.dumps(data, indent=2, default=str))
     if args.json:
