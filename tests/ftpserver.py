@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from harness import free_port
+from harness import free_port, tmpfs
 
 FTP_USER = "hbftptest"
 FTP_PASSWORD = "Ftp-Test-Pass-7"
@@ -219,14 +219,3 @@ def ftp_server(*, tls: bool = False, max_rate: int = 0, tmpfs_size: str | None =
         stack.callback(server.stop)
         yield server.start()
     shutil.rmtree(workdir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def tmpfs(directory: Path, size: str) -> Iterator[Path]:
-    """A small tmpfs mounted at `directory` (a full disk or quota for the FTP server)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory)], check=True)
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False)

@@ -114,6 +114,17 @@ def start_server(home: Path, *, env: Mapping[str, str] | None = None, extra_args
     return server
 
 
+@contextlib.contextmanager
+def tmpfs(directory: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs mounted at `directory`: a full disk on demand (mounting needs root, as in CI)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory)], check=True)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
 def tls_context() -> ssl.SSLContext:
     """A client context that accepts the server's self-signed certificate, as Plesk clients do."""
     context = ssl.create_default_context()

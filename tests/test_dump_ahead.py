@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import tmpfs
 from hostbackup.accounts.databases import ServerAccess
 from hostbackup.backup.archive import ArchiveWriter
 from hostbackup.backup.sources.dump import DUMPS_HELD, DumpFailed, DumpsAhead, DumpSource
@@ -99,6 +100,19 @@ def test_a_dump_that_cannot_be_held_fails_at_its_place_and_says_where(tmp_path: 
     expected = pytest.raises(DumpFailed, match=f"database shop .*could not hold its output in {missing}")
     with DumpsAhead([_dump("shop", "printf 'rows'")], spool_dir=missing) as planned, expected:
         planned.sources[0].write(archive)
+    assert archive.members == 0
+
+
+def test_a_dump_that_fills_the_disk_fails_at_its_place_and_says_so(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    big = _dump("shop", "printf 'CREATE TABLE shop;\\n'; head -c 3000000 /dev/zero")  # 3 MB into 1 MiB
+    sink = io.BytesIO()
+    archive = ArchiveWriter(sink, compress=False)
+    expected = f"^Dump of database shop .*: could not hold its output in {spool}: No space left on device \\(.+\\)$"
+    with tmpfs(spool, "1m"):
+        with DumpsAhead([big], spool_dir=spool) as planned, pytest.raises(DumpFailed, match=expected):
+            planned.sources[0].write(archive)
+        assert list(spool.iterdir()) == []
     assert archive.members == 0
 
 

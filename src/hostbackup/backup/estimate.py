@@ -3,11 +3,15 @@
 The last backup of the owner with the same options is usually a close guess and costs nothing.
 Without one, `du` measures the content trees in a process of its own, beside the archive writer
 (a walk in Python would compete with the writer for the interpreter); the figure appears in the
-task's progress as soon as `du` is done.
+task's progress as soon as `du` is done. It runs under `SCHED_IDLE`, on CPU time nothing else
+wants: a backup keeps both cores of a small server busy, and `du`'s 0.15 CPU seconds for the
+52 000 files of the bench's corpus were taken from it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +29,8 @@ class Estimate:
         if known is None and roots:
             command = ["du", "-s", "-b", "--", *map(str, roots)]
             self._du = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            with contextlib.suppress(OSError, AttributeError):  # not Linux, or gone already
+                os.sched_setscheduler(self._du.pid, os.SCHED_IDLE, os.sched_param(0))
 
     @classmethod
     def start(cls, catalog: Catalog, task: Task, roots: Sequence[Path]) -> Estimate:
