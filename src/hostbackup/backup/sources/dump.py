@@ -103,13 +103,9 @@ class DumpSource:
     def _failed(self, message: str) -> DumpFailed:
         return DumpFailed(self._what(), trimmed(message))
 
-    def unspooled(self, directory: str, error: OSError) -> DumpFailed:
+    def unspooled(self, directory: str, why: str) -> DumpFailed:
         """The failure of a dump whose output could not be held in `directory` (full, gone)."""
-        return self._failed(f"could not hold its output in {directory}: {error.strerror or error}")
-
-    def overflowed(self, directory: str, failure: DumpFailed) -> DumpFailed:
-        """`failure` of a tool that wrote into a temporary file in `directory` until the disk was full."""
-        return self._failed(f"could not hold its output in {directory}: {os.strerror(errno.ENOSPC)} ({failure.reason})")
+        return self._failed(f"could not hold its output in {directory}: {why}")
 
 
 @dataclass
@@ -189,12 +185,12 @@ class DumpsAhead:
         try:
             dump.data = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 (closed by `write` or on exit)
         except OSError as exc:
-            raise dump.source.unspooled(directory, exc) from exc
+            raise dump.source.unspooled(directory, exc.strerror or str(exc)) from exc
         try:
             dump.source.dump_into(dump.data, dump.warnings, self._started)
         except DumpFailed as failure:
             if _full(dump.data):  # the tool's own words for it vary: the task says so in its terms
-                raise dump.source.overflowed(directory, failure) from None
+                raise dump.source.unspooled(directory, f"{os.strerror(errno.ENOSPC)} ({failure.reason})") from None
             raise
 
     def _started(self, tool: subprocess.Popen[bytes]) -> None:
