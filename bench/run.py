@@ -377,53 +377,51 @@ def backup_packet(login: str, split_kib: int = 0, extra: str = "") -> str:
     )
 
 
-def hostbackup_backup(server: Server, login: str, split_kib: int, keep: Path) -> Sample:
-    """One backup through the API; its volumes are moved to `keep` (for the restore measurements)."""
+def measured_task(server: Server, start: Callable[[], int]) -> tuple[etree._Element, Sample]:
+    """Start a task (`start` returns its id) and wait for its end: wall seconds, the workers' CPU
+    seconds and peak RSS, and the machine's CPU seconds meanwhile (`written` is left 0)."""
     workers = server.workers()
     for pid in workers:
         reset_peak_rss(pid)
-    os.sync()
     cpu_before = {pid: proc_cpu(pid) for pid in workers}
     machine_before = machine_cpu()
-    start = time.perf_counter()
-    task_id = server.start_backup(login, split_kib)
-    task = server.wait_task(task_id)
-    wall = time.perf_counter() - start
+    started = time.perf_counter()
+    task = server.wait_task(start())
+    wall = time.perf_counter() - started
     machine = machine_cpu() - machine_before
     cpu = sum(proc_cpu(pid) - before for pid, before in cpu_before.items())
     rss = max((proc_status_kib(pid, "VmHWM") for pid in workers), default=0)
+    return task, Sample(wall, cpu, rss, 0, machine)
+
+
+def hostbackup_backup(server: Server, login: str, split_kib: int, keep: Path) -> Sample:
+    """One backup through the API; its volumes are moved to `keep` (for the restore measurements)."""
+    os.sync()
+    task, sample = measured_task(server, lambda: server.start_backup(login, split_kib))
     first = task.findtext("filename") or ""
     base = first[: -len(".001")] if split_kib else first
     folder = server.home / "dumps" / "clients" / login
     volumes = [p for p in folder.iterdir() if p.name == base or (split_kib and p.name.startswith(base + "."))]
     volumes = [p for p in volumes if not p.name.endswith(".meta.json")]
-    written = sum(p.stat().st_size for p in volumes)
+    sample.written = sum(p.stat().st_size for p in volumes)
     fresh_dir(keep)
     for path in volumes:
         path.rename(keep / path.name)
     (folder / f"{base}.meta.json").rename(keep / f"{base}.meta.json")  # for `hostbackup restore`
-    return Sample(wall, cpu, rss, written, machine)
+    return sample
 
 
 def hostbackup_restore(server: Server, login: str, name: str, dest: Path) -> Sample:
     """One restore through the API into <home>/restores/…/bench (a link to `dest`)."""
-    workers = server.workers()
-    for pid in workers:
-        reset_peak_rss(pid)
-    cpu_before = {pid: proc_cpu(pid) for pid in workers}
-    machine_before = machine_cpu()
-    start = time.perf_counter()
     packet = (
         f"<restore><customer-login>{login}</customer-login><filename>{name}</filename>"
         "<target-directory>bench</target-directory></restore>"
     )
-    task_id = int(server.call(packet, operator="x-backup-manager").findtext("task-id") or 0)
-    server.wait_task(task_id)
-    wall = time.perf_counter() - start
-    machine = machine_cpu() - machine_before
-    cpu = sum(proc_cpu(pid) - before for pid, before in cpu_before.items())
-    rss = max((proc_status_kib(pid, "VmHWM") for pid in workers), default=0)
-    return Sample(wall, cpu, rss, tree_bytes(dest), machine)
+    _, sample = measured_task(
+        server, lambda: int(server.call(packet, operator="x-backup-manager").findtext("task-id") or 0)
+    )
+    sample.written = tree_bytes(dest)
+    return sample
 
 
 def rotated(steps: list[_Step], run: int) -> list[_Step]:
