@@ -211,12 +211,18 @@ class RestoreJob:
                     elif member.name == SUMS_NAME and member.isfile():
                         sums = parse_sums(archive.read_all()) if extraction.hashing else {}
                     else:
-                        notes += self._member(options, member, archive, extraction, info)
-                        directory = self._run_directory(options, member, extraction)
-                        if directory is not None:
-                            for file, data in archive.files_in(directory):  # at most a read buffer's worth
-                                member_name = file.name
-                                extraction.write_in_run(file, data)
+                        where = self._wanted(options, member)
+                        destination = self._destination(options, where, member.name) if where else None
+                        if destination is not None:
+                            extraction.write(*destination, member, archive.data())
+                            directory = self._run_directory(options, member, destination, extraction)
+                            if directory is not None:
+                                for file, data in archive.files_in(directory):  # at most a read buffer's worth
+                                    member_name = file.name
+                                    extraction.write_in_run(file, data)
+                        elif where is not None and member.isfile() and where.relative.endswith(".sql"):
+                            extraction.gate()  # a database is replaced only from volumes that passed their check
+                            notes.append(self._database(where, archive.data(), info, overwrite=options.overwrite))
                     if archive.consumed >= report.due:
                         report(archive.consumed)
                 stream.drain()  # the padding after the archive (and, streamed, every volume's checksum)
@@ -258,22 +264,12 @@ class RestoreJob:
             done = recreate(session, settings.vhosts_root, settings.mail_root, info, wanted, owner_id)
         return [done.summary()] if done.summary() else []
 
-    def _member(
-        self, options: RestoreOptions, member: Member, archive: TarReader, extraction: Extraction,
-        info: etree._Element | None,
-    ) -> list[str]:  # fmt: skip
-        """Write one member where it belongs; returns notes for the report."""
-        check_name(member.name)  # every member, even one this restore would skip
+    @staticmethod
+    def _wanted(options: RestoreOptions, member: Member) -> Route | None:
+        """Where a member belongs, if this restore takes it."""
+        check_name(member.name)  # every member, even one this restore skips
         where = route(member.name)
-        if where is None or not options.wants(member.name, where):
-            return []
-        destination = self._destination(options, where, member.name)
-        if destination is not None:
-            extraction.write(*destination, member, archive.data())
-        elif member.isfile() and where.relative.endswith(".sql"):
-            extraction.gate()  # a database is replaced only from volumes that passed their check
-            return [self._database(where, archive.data(), info, overwrite=options.overwrite)]
-        return []
+        return where if where is not None and options.wants(member.name, where) else None
 
     def _destination(self, options: RestoreOptions, where: Route, name: str) -> tuple[Path, str] | None:
         """(root, path below it) of a member written as a file; None for a database dump."""
@@ -285,20 +281,19 @@ class RestoreJob:
             return self._root(self.services.settings.mail_root, where.webspace), where.relative
         return None
 
-    def _run_directory(self, options: RestoreOptions, member: Member, extraction: Extraction) -> str | None:
-        """The directory of a member just written, when the files that follow it there can be taken
-        straight from the stream as a run (`TarReader.files_in`, `Extraction.start_run`).
+    @staticmethod
+    def _run_directory(
+        options: RestoreOptions, member: Member, destination: tuple[Path, str], extraction: Extraction
+    ) -> str | None:
+        """The directory of a member just written at `destination`, when the files that follow it
+        there can be taken straight from the stream as a run (`TarReader.files_in`,
+        `Extraction.start_run`).
 
         Only for names in plain form (no empty or "." parts, as our writer makes them), so that the
         directory in the stream and the one the extraction has open are the same; never under a
         path filter, which could tell files of one directory apart."""
         parts = member.name.split("/")
         if options.path or not (member.isfile() or member.isdir()) or "" in parts or "." in parts:
-            return None
-        where = route(member.name)
-        destination = None if where is None or not options.wants(member.name, where) else (
-            self._destination(options, where, member.name))  # fmt: skip
-        if destination is None:
             return None
         root, relative = destination
         if member.isfile():
