@@ -43,7 +43,7 @@ import struct
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Protocol, TypeVar, cast
@@ -78,7 +78,7 @@ _T = TypeVar("_T")
 CHECKSUM_ARCNAME = "SHA256SUMS"
 #: Size of the one reused read buffer.
 COPY_BUFFER_SIZE = 1 << 20
-#: `ArchiveWriter.add_stream` keeps at most this much of a stream in memory before spilling to disk.
+#: The checksum list is kept in memory up to this size, then in a temporary file in ``spool_dir``.
 SPOOL_MAX_MEMORY = 8 << 20
 #: The progress callback fires each time this many more bytes of file data have been read; it is
 #: also where a stopped task learns it must stop, so it must come often even at slow levels.
@@ -418,7 +418,7 @@ _DirFrame = tuple[int, bytes, Iterator[tuple[bytes, os.DirEntry[str]]]]
 class ArchiveWriter:
     """Write a pax tar stream (zstd-compressed unless ``compress=False``) into ``sink``.
 
-    Add content with `add_tree`, `add_file`, `add_bytes` and `add_stream`, then call `close`,
+    Add content with `add_tree`, `add_file`, `add_bytes` and `add_spooled`, then call `close`,
     which appends the checksum list and ends the tar stream and the zstd frame. The sink itself is
     never closed. ``warnings`` collects what was skipped or changed; ``members`` and ``bytes_in``
     (file data read so far) feed progress reports, and ``progress`` is called with ``bytes_in``
@@ -511,21 +511,6 @@ class ArchiveWriter:
         self._emit(_ZEROS[: -len(view) % BLOCK_SIZE])
         self._count_bytes(len(view))
         self._end_regular(member, digest)
-
-    def add_stream(
-        self, arcname: str, chunks: Iterable[bytes], *, mode: int = 0o600, mtime: float | None = None
-    ) -> None:
-        """Add a regular file whose size is unknown in advance (e.g. a database dump on a pipe).
-
-        A tar header carries the size before the data, and the zstd stream cannot be rewritten, so
-        the chunks are first spooled: up to `SPOOL_MAX_MEMORY` in memory, the rest in a temporary
-        file in ``spool_dir``. Memory stays bounded; disk needs room for the largest stream. If the
-        iterable raises, nothing of it has reached the archive.
-        """
-        with self._spool() as spool:
-            for chunk in chunks:
-                spool.write(chunk)
-            self.add_spooled(arcname, spool, mode=mode, mtime=mtime)
 
     def add_spooled(self, arcname: str, spool: Spool, *, mode: int = 0o600, mtime: float | None = None) -> None:
         """Add a regular file whose whole data a temporary file holds (`spool`, read from its start to
