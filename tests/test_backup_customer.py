@@ -6,13 +6,16 @@ import io
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
+import zstandard
 from lxml import etree
 
 from content import assert_same_tree, build_site
-from harness import Server, bm, result_of, seed_customer, start_backup, wait_for_task
+from harness import Server, bm, progress_of, result_of, seed_customer, start_backup, wait_for_task
+from hostbackup.backup.archive import CHECKSUM_ARCNAME
 
 
 def backup_packet(customer: str, *extra: str, split: int = 0, selector: str = "customer-id") -> str:
@@ -182,10 +185,20 @@ def test_cli_backup_customer_runs_with_progress(server: Server) -> None:
                "--split-size", "512", "--description", "from the CLI", "--only-hosting"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "finished" in done.stdout
     [backup] = listing(server, "clicust")
     assert backup.findtext("file/description") == "from the CLI"
-    assert len(backup.findall("file")) > 1
+    volumes = volumes_of(server, "clicust", backup)
+    assert len(volumes) > 1
+    *_, summary, result = done.stdout.splitlines()
+    assert result.endswith(f"finished: {volumes[0].name}")
+    stream = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(b"".join(v.read_bytes() for v in volumes)))
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        members = [member for member in archive]
+    content = sum(member.size for member in members if member.isfile() and member.name != CHECKSUM_ARCNAME)
+    stored = sum(volume.stat().st_size for volume in volumes)
+    assert summary == (
+        f"archived {len(members)} entries ({content / 1e6:.1f} MB) into {stored / 1e6:.1f} MB in {len(volumes)} volumes"
+    )
     failed = subprocess.run([*command[:7], "nobody"], capture_output=True, text=True, timeout=60)
     assert failed.returncode != 0 and "Customer does not exist." in failed.stderr
 
@@ -199,6 +212,8 @@ def test_archive_stream_is_valid_for_python_tarfile_too(server: Server) -> None:
     build_site(seeded.vhosts / "pytar.test")
     task_id = start_backup(server, backup_packet("pytar", selector="customer-login"))
     assert wait_for_task(server, task_id).findtext("status") == "finished"
+    summary = progress_of(server, task_id).findtext("summary") or ""
+    assert summary.startswith("archived ") and summary.endswith(" in 1 volume")  # x-backup-manager tells what it did
     [backup] = listing(server, "pytar")
     [volume] = volumes_of(server, "pytar", backup)
     data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(volume.read_bytes())).read()

@@ -76,12 +76,16 @@ def test_wipe_and_restore_a_customer_byte_identical(server: Server, tmp_path: Pa
         shutil.rmtree(seeded.mail / webspace, ignore_errors=True)
     progress = run_restore(server, "phoenix", name)
     assert progress.findtext("state") == "finished", progress.findtext("error")
-    warnings = " ".join(w.text or "" for w in progress.iter("warning"))
-    assert "re-created" in warnings and "phoenix.test" in warnings and "info@phoenix.test" in warnings
+    summary = progress.findtext("summary") or ""
+    assert summary.startswith("restored ") and "re-created" in summary
+    assert "phoenix.test" in summary and "info@phoenix.test" in summary
+    warnings = [w.text or "" for w in progress.iter("warning")]
+    assert len(warnings) == 2  # the two refused links below, nothing else
     for webspace, (files, mail) in before.items():
         link = b"httpdocs/link-absolute"  # points at /etc/hostname: reported, not re-created
         assert files.pop(link)[0] == "link"
-        assert f"domains/{webspace}/files/httpdocs/link-absolute -> /etc/hostname" in warnings
+        refused = f"domains/{webspace}/files/httpdocs/link-absolute -> /etc/hostname"
+        assert f"refused link pointing outside the restore target: {refused}" in warnings
         assert snapshot(seeded.vhosts / webspace) == files
         assert snapshot(seeded.mail / webspace) == mail
     mailboxes = server.call(
@@ -334,7 +338,14 @@ def test_cli_restore_into_a_directory(server: Server, tmp_path: Path) -> None:
     expected = snapshot(seeded.vhosts / "clirest.test")
     expected.pop(b"httpdocs/link-absolute")
     assert snapshot(restored) == expected
-    assert "link-absolute -> /etc/hostname" in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: refused link pointing outside the restore target: "
+        "domains/clirest.test/files/httpdocs/link-absolute -> /etc/hostname"
+    ]  # the link only: a restore that kept nothing warns of nothing else
+    *_, summary, result = done.stdout.splitlines()
+    files_and_links = sum(kind != "dir" for kind, *_ in snapshot(restored).values())
+    assert summary == f"restored {files_and_links} files and links"
+    assert result.startswith("task ") and name.startswith(result.split(" finished: ")[1])  # `name` is a volume
 
 
 def _stream_into(
@@ -342,12 +353,13 @@ def _stream_into(
     estimate: int = 1 << 30,
 ) -> list[str]:  # fmt: skip
     """The restore job's pass over the uncompressed archive `tar`, into the target directory `target`
-    (a restore into a directory needs no services); returns its notes."""
+    (a restore into a directory needs no services); returns its summary, then its warnings."""
     options = RestoreOptions("b.tar", target_directory=str(target), webspaces=(webspace,))
     stream = decompressed(io.BufferedReader(io.BytesIO(tar)))  # type: ignore[arg-type]
     check = _VolumeCheck(None, cast(BackupMeta, None))
     job = RestoreJob(cast(Services, None))
-    return job._stream(cast(Task, None), options, stream, extraction, check, _Reporter(progress, estimate))
+    outcome = job._stream(cast(Task, None), options, stream, extraction, check, _Reporter(progress, estimate))
+    return ["; ".join(outcome.done), *outcome.warnings]
 
 
 def test_progress_and_a_stop_request_reach_a_directory_of_many_small_files(tmp_path: Path) -> None:
@@ -388,8 +400,8 @@ def test_the_cli_draws_its_progress_bar_on_a_terminal_only(server: Server, tmp_p
     environment = {key: value for key, value in os.environ.items() if "COLOR" not in key} | {"TERM": "xterm"}
     piped = subprocess.run([*command, str(tmp_path / "piped")], capture_output=True, timeout=300, env=environment)
     assert piped.returncode == 0, piped.stderr
-    assert piped.stdout.startswith(b"task ") and piped.stdout.endswith(f"finished: {name}\n".encode())
-    assert b"\x1b[" not in piped.stdout  # a script or a log gets the result line only
+    assert piped.stdout.startswith(b"restored ") and piped.stdout.endswith(f"finished: {name}\n".encode())
+    assert b"\x1b[" not in piped.stdout and piped.stdout.count(b"\n") == 2  # a script gets the summary and result only
 
     leader, follower = pty.openpty()
     with subprocess.Popen([*command, str(tmp_path / "shown")], stdout=follower, stderr=subprocess.PIPE,
@@ -462,4 +474,4 @@ def test_files_taken_in_runs_restore_as_the_general_path_does(
     monkeypatch.setattr(Extraction, "start_run", lambda *_: False)
     assert with_runs == restore_into(tmp_path / "general")
     if case == "a directory of files":
-        assert len(taken) == 50 and with_runs[0].endswith("restored 50 entries, kept 0 existing ones")
+        assert len(taken) == 50 and with_runs[0] == "restored 50 files and links"

@@ -38,8 +38,8 @@ def test_wipe_and_restore_files_mail_and_databases(api: Server, pg: DbServerHand
     shutil.rmtree(seeded.mail / "round.example")
     progress = run_restore(api, "roundtrip", name)
     assert progress.findtext("state") == "finished", progress.findtext("error")
-    notes = " ".join(w.text or "" for w in progress.iter("warning"))
-    assert "database rt_shop restored" in notes and "database rt_blog restored" in notes
+    summary = progress.findtext("summary") or ""
+    assert "database rt_shop restored" in summary and "database rt_blog restored" in summary
     assert (pg.sql("rt_shop", PG_ROWS), maria.sql("rt_blog", MARIA_ROWS)) == rows
     files.pop(b"httpdocs/link-absolute")  # points outside: reported, not re-created
     assert snapshot(seeded.vhosts / "round.example") == files

@@ -36,7 +36,9 @@ def run_here(services: Services, request: TaskRequest) -> Task:
         click.echo(f"warning: {warning}", err=True)
     if finished.state != TaskState.FINISHED.value:
         raise click.ClickException(f"task {task_id} {finished.state}: {finished.error}")
-    click.echo(f"task {task_id} finished: {finished.filename}")
+    if finished.summary:
+        click.echo(finished.summary)
+    click.echo(f"task {task_id} finished: {finished.filename}")  # last: the line a script reads
     return finished
 
 

@@ -148,6 +148,7 @@ class Task(Base):
     bytes_estimated: Mapped[int] = mapped_column(BigInteger, default=0)
     current_item: Mapped[str] = mapped_column(String(255), default="")
     filename: Mapped[str] = mapped_column(String(255), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")  # what a finished task did, in one line
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str] = mapped_column(Text, default="")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,14 @@ class _VolumeCheck:
         """Return once the volumes passed; raise `VolumesRejected` when they did not."""
         if self.failed():
             raise VolumesRejected(f"nothing restored: {self._problem}")
+
+
+@dataclass
+class _Outcome:
+    """What a restore reports: what it did (the task's summary), and what it did not do."""
+
+    done: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -175,12 +183,13 @@ class RestoreJob:
                 progress(bytes_estimated=estimate, current_item=meta.name)
                 extraction = Extraction(overwrite=options.overwrite, gate=check.wait, hashing=not meta.volumes_vouch)
                 reporter = _Reporter(progress, estimate)
-                notes = self._stream(task, options, source.tar_stream(meta), extraction, check, reporter)
+                outcome = self._stream(task, options, source.tar_stream(meta), extraction, check, reporter)
             finally:
                 check.failed()  # its thread reads the volumes: it ends before they are let go
         finally:
             source.close()
-        return {"filename": meta.name, "warnings": notes, "current_item": ""}
+        return {"filename": meta.name, "summary": "; ".join(outcome.done), "warnings": outcome.warnings,
+                "current_item": ""}  # fmt: skip
 
     @staticmethod
     def _check(source: VolumeSource, meta: BackupMeta, *, remote: bool) -> _VolumeCheck:
@@ -194,8 +203,8 @@ class RestoreJob:
     def _stream(
         self, task: Task, options: RestoreOptions, tar_stream: TarStream, extraction: Extraction,
         check: _VolumeCheck, report: _Reporter,
-    ) -> list[str]:  # fmt: skip
-        notes: list[str] = []
+    ) -> _Outcome:  # fmt: skip
+        outcome = _Outcome()
         sums: dict[bytes, str] = {}
         info: etree._Element | None = None
         member_name = ""
@@ -207,7 +216,7 @@ class RestoreJob:
                     if member.name == MEMBER_NAME and member.isfile():
                         document = archive.read_all(config_dump.MAX_BYTES)
                         info = config_dump.parse(document)
-                        notes += self._accounts(task, options, info, extraction.gate)
+                        outcome.done += self._accounts(task, options, info, extraction.gate)
                     elif member.name == SUMS_NAME and member.isfile():
                         sums = parse_sums(archive.read_all()) if extraction.hashing else {}
                     else:
@@ -222,7 +231,7 @@ class RestoreJob:
                                     extraction.write_in_run(file, data)
                         elif where is not None and member.isfile() and where.relative.endswith(".sql"):
                             extraction.gate()  # a database is replaced only from volumes that passed their check
-                            notes.append(self._database(where, archive.data(), info, overwrite=options.overwrite))
+                            self._database(where, archive.data(), info, options.overwrite, outcome)
                     if archive.consumed >= report.due:
                         report(archive.consumed)
                 stream.drain()  # the padding after the archive (and, streamed, every volume's checksum)
@@ -234,7 +243,7 @@ class RestoreJob:
             extraction.close()  # what was written goes into place
             raise RestoreFailed(
                 f"restore stopped at {member_name or 'the start'}: {exc}; "
-                f"{extraction.written} entries were restored before it, the rest was not{_unplaced(extraction)}"
+                f"{extraction.written} files and links were restored before it, the rest was not{_unplaced(extraction)}"
             ) from exc
         finally:
             if check.failed():
@@ -247,9 +256,13 @@ class RestoreJob:
                if sums.get(name.encode("utf-8", "surrogateescape")) != digest]  # fmt: skip
         if bad:
             raise RestoreFailed(f"restored files do not match the backup's checksums: {', '.join(bad[:5])}")
-        notes += [f"refused link pointing outside the restore target: {link}" for link in extraction.refused_links]
-        notes.append(f"restored {extraction.written} entries, kept {extraction.kept} existing ones")
-        return notes
+        outcome.done.insert(0, f"restored {extraction.written} files and links")
+        outcome.warnings += [f"refused link pointing outside the restore target: {link}"
+                             for link in extraction.refused_links]  # fmt: skip
+        if extraction.kept:
+            outcome.warnings.append(f"{extraction.kept} existing files or links were kept as they were "
+                                    "(restore with overwrite to replace them)")  # fmt: skip
+        return outcome
 
     def _accounts(
         self, task: Task, options: RestoreOptions, info: etree._Element, gate: Callable[[], None]
@@ -310,15 +323,19 @@ class RestoreJob:
         return root
 
     def _database(
-        self, where: Route, dump: Iterable[memoryview], info: etree._Element | None, *, overwrite: bool
-    ) -> str:
+        self, where: Route, dump: Iterable[memoryview], info: etree._Element | None, overwrite: bool,
+        outcome: _Outcome,
+    ) -> None:  # fmt: skip
         name = where.relative.removesuffix(".sql")
         with self.services.db.session() as session:
             target = databases.locate(session, self.services.vault, info, where.webspace, name)
         if not databases.prepare(target, overwrite=overwrite):
-            return f"database {name} kept: it already holds tables (restore with overwrite to replace it)"
+            outcome.warnings.append(
+                f"database {name} kept: it already holds tables (restore with overwrite to replace it)"
+            )
+            return
         databases.load(target, dump)
-        return f"database {name} restored into {target.access}"
+        outcome.done.append(f"database {name} restored into {target.access}")
 
     def discard(self, task: Task) -> None:
         """Nothing to remove: files are renamed into place one by one, never half-written."""

@@ -1,9 +1,9 @@
 """Operator `x-backup-manager`: hostbackup's extensions, kept out of Plesk's structures (spec §4.19).
 
 `get-task-progress` reports what a Plesk task record cannot carry: the internal state, bytes
-done and estimated, the webspace being archived, warnings and the error text. `verify` checks a
-backup's volumes against their metadata and, deep, every member against its checksum list;
-`restore` queues a restore task (Plesk's XML API cannot restore at all).
+done and estimated, the webspace being archived, what the task did, warnings and the error
+text. `verify` checks a backup's volumes against their metadata and, deep, every member against
+its checksum list; `restore` queues a restore task (Plesk's XML API cannot restore at all).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def get_task_progress(ctx: Context, request: Element) -> list[Element]:
         E("worker", task.worker),
         E("current-item", task.current_item),
         E("filename", task.filename),
+        E("summary", task.summary),
         *(E("warning", text) for text in task.warnings),
         E("error", task.error),
     )
