@@ -215,7 +215,7 @@ def _plant_backup(
     login: str,
     members: list[tuple[tarfile.TarInfo, bytes]],
     info: bytes = PLAIN_INFO,
-    webspace: str = "victim.test",
+    webspaces: tuple[str, ...] = ("victim.test",),
 ) -> str:
     """A crafted backup: a tar stream of our shape with hostile members, and valid metadata."""
     raw = io.BytesIO()
@@ -234,7 +234,7 @@ def _plant_backup(
     meta = {
         "format": "hostbackup-backup/1", "name": name, "owner_kind": "customer", "owner_id": None,
         "owner_name": login, "created": int(time.time()), "description": "planted", "task_id": None,
-        "compression": "zstd", "options": {}, "members": 0, "content_bytes": 0, "webspaces": [webspace],
+        "compression": "zstd", "options": {}, "members": 0, "content_bytes": 0, "webspaces": list(webspaces),
         "warnings": [], "volumes": [{"name": name, "size": len(volume), "sha256": hashlib.sha256(volume).hexdigest()}],
     }  # fmt: skip
     (folder / f"{name}.meta.json").write_text(json.dumps(meta))
@@ -291,13 +291,101 @@ LAUGHS = b"""<?xml version="1.0"?>
 def test_a_hostile_configuration_dump_is_refused_and_creates_nothing(server: Server) -> None:
     seed_customer(server, "infohost", ("infohost.test",))
     members = [(_member("domains/infohost.test/files/a.txt"), b"a")]
-    name = _plant_backup(server, "infohost", members, info=LAUGHS, webspace="infohost.test")
+    name = _plant_backup(server, "infohost", members, info=LAUGHS, webspaces=("infohost.test",))
     progress = run_restore(server, "infohost", name)
     assert progress.findtext("state") == "failed"
     assert "backup-info.xml: DOCTYPE is not allowed" in (progress.findtext("error") or "")
     answer = server.call("<packet><customer><get><filter><login>planted</login></filter><dataset><gen_info/>"
                          "</dataset></get></customer></packet>")  # fmt: skip
     assert answer.findtext("customer/get/result/errcode") == "1013"  # no account was re-created from it
+
+
+FORGED_INFO = b"""<backup-info format="hostbackup/1" level="reseller"><description/><accounts>
+<reseller login="evilres"><password-hash>$scrypt$forged</password-hash>
+  <customer login="evilcust"><webspace name="crafted.test"/></customer></reseller>
+<customer login="forger"><webspace name="forged-new.test"/></customer>
+<customer login="bystander"><webspace name="bystander-new.test"/></customer>
+</accounts></backup-info>"""
+
+
+def test_a_forged_backup_creates_no_account_beyond_its_owner(server: Server) -> None:
+    """A customer can download a backup, edit its backup-info.xml and upload it again: the restore acts
+    with the customer's rights, whatever the file says (no reseller, no other customer, no content
+    for webspaces the customer does not have)."""
+    seed_customer(server, "forger", ("forger.test",))
+    bystander = seed_customer(server, "bystander", ("bystander.test",))
+    files = {"crafted.test": b"<?php planted();", "bystander-new.test": b"planted", "forged-new.test": b"mine"}
+    members = [(_member(f"domains/{name}/files/httpdocs/index.php"), data) for name, data in files.items()]
+    name = _plant_backup(server, "forger", members, info=FORGED_INFO, webspaces=tuple(files))
+    progress = run_restore(server, "forger", name, login="forger", password="Customer-Pass-1")
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    warnings = " ".join(w.text or "" for w in progress.iter("warning"))
+    assert "account evilres does not exist, and this restore may not create it" in warnings
+    assert "account bystander belongs to someone else" in warnings
+    for login in ("evilres", "evilcust"):
+        for role, dataset in (("reseller", "gen-info"), ("customer", "gen_info")):
+            answer = server.call(f"<packet><{role}><get><filter><login>{login}</login></filter><dataset><{dataset}/>"
+                                 f"</dataset></get></{role}></packet>")  # fmt: skip
+            assert answer.findtext(f"{role}/get/result/errcode") == "1013", etree.tostring(answer)
+    vhosts = bystander.vhosts
+    assert not (vhosts / "crafted.test").exists() and not (vhosts / "bystander-new.test").exists()
+    assert (vhosts / "forged-new.test" / "httpdocs" / "index.php").read_bytes() == b"mine"  # its own: restored
+    assert progress.findtext("summary") == "restored 1 files and links; re-created webspaces: forged-new.test"
+
+
+def test_webspace_and_reseller_backups_restore_in_place(server: Server) -> None:
+    """A restore acts as the owner of the backup's storage: a webspace's backup restores into that
+    webspace, and a reseller's re-creates a deleted customer of its own, as the reseller."""
+    from hostbackup.accounts.users import Role, create_user
+    from hostbackup.config import Settings
+    from hostbackup.db.engine import Database
+
+    db = Database(Settings.load(server.home).effective_database_url)
+    with db.session() as session:
+        reseller_id = create_user(session, role=Role.RESELLER, login="wres", password="Reseller-Pass-1", owner_id=1).id
+    db.dispose()
+    seeded = seed_customer(server, "wcust", ("wcust.test",), owner_id=reseller_id)
+    site = seeded.vhosts / "wcust.test"
+    build_site(site)
+    before = snapshot(site)
+    options = "<local/><description>d</description><split-size>0</split-size>"
+    as_reseller = {"login": "wres", "password": "Reseller-Pass-1"}
+
+    task_id = start_backup(
+        server, f"<backup-webspace><webspace-name>wcust.test</webspace-name>{options}</backup-webspace>"
+    )
+    name = wait_for_task(server, task_id).findtext("filename") or ""
+    (site / "httpdocs" / "index.php").unlink()
+    body = (f"<packet><x-backup-manager><restore><webspace-name>wcust.test</webspace-name><filename>{name}</filename>"
+            "</restore></x-backup-manager></packet>")  # fmt: skip
+    queued = server.call(body, login="wcust", password="Customer-Pass-1").find("x-backup-manager/restore/result")
+    assert queued is not None and queued.findtext("status") == "ok", etree.tostring(queued)
+    wait_for_task(server, int(queued.findtext("task-id") or 0))
+    progress = progress_of(server, int(queued.findtext("task-id") or 0))
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    assert snapshot(site) == before
+
+    task_id = start_backup(
+        server, f"<backup-reseller><reseller-login>wres</reseller-login>{options}</backup-reseller>", **as_reseller
+    )
+    name = wait_for_task(server, task_id, **as_reseller).findtext("filename") or ""
+    deleted = server.call("<packet><customer><del><filter><login>wcust</login></filter></del></customer></packet>")
+    assert deleted.findtext("customer/del/result/status") == "ok", etree.tostring(deleted)
+    shutil.rmtree(site)
+    body = (f"<packet><x-backup-manager><restore><reseller-login>wres</reseller-login><filename>{name}</filename>"
+            "</restore></x-backup-manager></packet>")  # fmt: skip
+    queued = server.call(body, **as_reseller).find("x-backup-manager/restore/result")
+    assert queued is not None and queued.findtext("status") == "ok", etree.tostring(queued)
+    task_id = int(queued.findtext("task-id") or 0)
+    wait_for_task(server, task_id, **as_reseller)
+    progress = progress_of(server, task_id)
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    assert "re-created accounts: wcust; webspaces: wcust.test" in (progress.findtext("summary") or "")
+    before.pop(b"httpdocs/link-absolute")  # points outside the webspace: refused, as in every restore
+    assert snapshot(site) == before
+    owner = server.call("<packet><customer><get><filter><login>wcust</login></filter><dataset><gen_info/></dataset>"
+                        "</get></customer></packet>")  # fmt: skip
+    assert owner.findtext("customer/get/result/data/gen_info/owner-id") == str(reseller_id)
 
 
 def test_restore_request_errors_and_roles(server: Server) -> None:

@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
+from sqlalchemy import select
 from zstandard import ZstdError
 
+from hostbackup.accounts.users import Caller, can_see_webspace
 from hostbackup.backup import config_dump
 from hostbackup.backup.config_dump import MEMBER_NAME, DumpRefused
 from hostbackup.backup.metadata import BackupMeta
 from hostbackup.backup.runner import task_owner
-from hostbackup.db.tables import Task
+from hostbackup.db.tables import Task, Webspace
 from hostbackup.errors import ApiError
 from hostbackup.restore import databases
-from hostbackup.restore.accounts import recreate
+from hostbackup.restore.accounts import acting_user, recreate
 from hostbackup.restore.databases import DatabaseRestoreFailed
 from hostbackup.restore.decompress import TarStream
 from hostbackup.restore.extract import Extraction, RefusedMember, check_name
@@ -205,6 +207,7 @@ class RestoreJob:
         check: _VolumeCheck, report: _Reporter,
     ) -> _Outcome:  # fmt: skip
         outcome = _Outcome()
+        confined = False
         sums: dict[bytes, str] = {}
         info: etree._Element | None = None
         member_name = ""
@@ -216,10 +219,12 @@ class RestoreJob:
                     if member.name == MEMBER_NAME and member.isfile():
                         document = archive.read_all(config_dump.MAX_BYTES)
                         info = config_dump.parse(document)
-                        outcome.done += self._accounts(task, options, info, extraction.gate)
+                        self._accounts(task, options, info, extraction.gate, outcome)
                     elif member.name == SUMS_NAME and member.isfile():
                         sums = parse_sums(archive.read_all()) if extraction.hashing else {}
                     else:
+                        if not confined:  # after the accounts: only into webspaces the acting owner has
+                            options, confined = self._confine(task, options, outcome), True
                         where = self._wanted(options, member)
                         destination = self._destination(options, where, member.name) if where else None
                         if destination is not None:
@@ -265,17 +270,32 @@ class RestoreJob:
         return outcome
 
     def _accounts(
-        self, task: Task, options: RestoreOptions, info: etree._Element, gate: Callable[[], None]
-    ) -> list[str]:
+        self, task: Task, options: RestoreOptions, info: etree._Element, gate: Callable[[], None], outcome: _Outcome
+    ) -> None:
         if options.target_directory or options.component not in ("", "files", "mail"):
-            return []
+            return
         gate()  # accounts are put in place like files: only from volumes that passed their check
         settings = self.services.settings
         wanted = {options.webspace} if options.webspace else set(options.webspaces)
         with self.services.db.session() as session:
-            owner_id = task.target_id if task.target_kind in ("reseller", "customer") else None
-            done = recreate(session, settings.vhosts_root, settings.mail_root, info, wanted, owner_id)
-        return [done.summary()] if done.summary() else []
+            acting = acting_user(session, task)
+            done = recreate(session, settings.vhosts_root, settings.mail_root, info, wanted, acting)
+        outcome.done += [done.summary()] if done.summary() else []
+        outcome.warnings += done.refused
+
+    def _confine(self, task: Task, options: RestoreOptions, outcome: _Outcome) -> RestoreOptions:
+        """In place, content goes only into webspaces that exist and that the restore's acting owner
+        has: a webspace the backup names but that was not re-created, or is someone else's, gets
+        nothing (a directory planted for a name would greet its next owner)."""
+        if options.target_directory:
+            return options
+        with self.services.db.session() as session:
+            actor = Caller.of(acting_user(session, task))
+            found = session.scalars(select(Webspace).where(Webspace.name.in_(options.webspaces)))
+            placeable = {webspace.name for webspace in found if can_see_webspace(session, actor, webspace)}
+        outcome.warnings += [f"webspace {name} is not one of {actor.login}'s: its content was not restored"
+                             for name in options.webspaces if name not in placeable]  # fmt: skip
+        return replace(options, webspaces=tuple(name for name in options.webspaces if name in placeable))
 
     @staticmethod
     def _wanted(options: RestoreOptions, member: Member) -> Route | None:
