@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from harness import ADMIN_PASSWORD, Server, start_server
 from hostbackup.accounts.users import Caller, Role, create_user, ensure_admin, find_user
-from hostbackup.accounts.webspaces import ContentRoots, create_mailbox, create_webspace, delete_account
+from hostbackup.accounts.webspaces import ContentRoots, Leftovers, create_mailbox, create_webspace, delete_account
 from hostbackup.db.engine import Database
 from hostbackup.db.tables import Mailbox, RemoteStorage, Task, User
 from hostbackup.tasks import queue
@@ -721,7 +721,7 @@ def test_delete_account_cascades_on_both_databases(database: Database, tmp_path:
         delete_account(
             session,
             find_user(session, admin, Role.RESELLER, login="rita"),
-            ContentRoots(tmp_path / "vhosts", tmp_path / "mail"),
+            Leftovers(tmp_path / "dumps", ContentRoots(tmp_path / "vhosts", tmp_path / "mail")),
         )
     with database.session() as session:
         assert session.scalars(select(User.login)).all() == ["admin"]

@@ -165,6 +165,35 @@ def test_download_file_streams_the_volume_with_plesk_headers(server: Server) -> 
     assert result_of(combined, 1).findtext("protocol") == "ftp"
 
 
+def test_backups_of_deleted_accounts_stay_on_disk_out_of_reach_of_a_new_namesake(server: Server) -> None:
+    """Storage folders are named by login and domain name: a new customer or webspace of a deleted
+    one's name must start with no backups (spec §5.0: kept on disk, unreachable through the API)."""
+    old = seed_customer(server, "namesake", ("namesake.test",))
+    build_site(old.vhosts / "namesake.test")
+    [customer_backup] = backup_now(server, "namesake")
+    options = "<local/><description>d</description><split-size>0</split-size>"
+    webspace = start_backup(
+        server, f"<backup-webspace><webspace-name>namesake.test</webspace-name>{options}</backup-webspace>"
+    )
+    assert wait_for_task(server, webspace).findtext("status") == "finished"
+    [webspace_backup] = listed(server, "<webspace-name>namesake.test</webspace-name>")
+    deleted = server.call("<packet><customer><del><filter><login>namesake</login></filter></del></customer></packet>")
+    assert deleted.findtext("customer/del/result/status") == "ok"
+
+    seed_customer(server, "namesake", ("namesake.test",))  # someone else, same names
+    assert listed(server, "<customer-login>namesake</customer-login>") == []
+    assert listed(server, "<webspace-name>namesake.test</webspace-name>") == []
+    as_new = {"login": "namesake", "password": "Customer-Pass-1"}
+    response = download(server, "<customer-login>namesake</customer-login>", customer_backup, **as_new)
+    answer = etree.fromstring(response.content).find("backup-manager/download-file/result")
+    assert answer is not None and error_pair(answer)[0] == "1013"
+    retired = server.home / "dumps" / ".deleted"
+    assert (retired / "clients" / f"namesake.{old.customer_id}" / customer_backup).is_file()  # kept on disk
+    webspace_file = webspace_backup.findtext("file/name") or ""
+    webspace_id = old.webspaces["namesake.test"]
+    assert (retired / "domains" / f"namesake.test.{webspace_id}" / webspace_file).is_file()
+
+
 # --- upload and import ------------------------------------------------------------------------
 
 

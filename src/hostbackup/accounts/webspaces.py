@@ -36,7 +36,9 @@ from hostbackup.accounts.users import (
 from hostbackup.config import Settings
 from hostbackup.db.tables import Mailbox, RemoteStorage, User, Webspace
 from hostbackup.errors import AlreadyExists, InvalidValue, NotFound
+from hostbackup.storage.layout import Owner, owner_dir, retired_dir
 from hostbackup.tasks.queue import stop_tasks_of
+from hostbackup.tasks.task import TargetKind
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +210,20 @@ class ContentRoots:
         return [self.vhosts / webspace_name, self.mail / webspace_name]
 
 
-def content_to_remove(settings: Settings) -> ContentRoots | None:
-    """The content roots when the server removes content with its accounts (a setting), else None."""
-    return ContentRoots(settings.vhosts_root, settings.mail_root) if settings.remove_content_on_delete else None
+@dataclass(frozen=True)
+class Leftovers:
+    """What a deletion does on disk (spec §5.0). The deleted owners' local backups are kept but moved
+    out of the API's reach (`retired_dir`): storage folders are named by login and domain name, so
+    a new account of the same name would otherwise list, download and restore them. Their web and
+    mail content goes too when the server is set to remove it (`content`)."""
+
+    dumps: Path
+    content: ContentRoots | None = None
+
+
+def leftovers(settings: Settings) -> Leftovers:
+    content = ContentRoots(settings.vhosts_root, settings.mail_root) if settings.remove_content_on_delete else None
+    return Leftovers(settings.dumps_root, content)
 
 
 def delete_mailbox(session: Session, mail_root: Path, webspace: Webspace, mailbox: Mailbox) -> None:
@@ -221,27 +234,30 @@ def delete_mailbox(session: Session, mail_root: Path, webspace: Webspace, mailbo
     _remove_after_commit(session, [maildir])
 
 
-def delete_webspaces(session: Session, webspaces: Sequence[Webspace], remove_content: ContentRoots | None) -> None:
-    """Delete webspaces (mailboxes and databases cascade), stop their tasks, drop their FTP settings."""
+def delete_webspaces(session: Session, webspaces: Sequence[Webspace], on_disk: Leftovers) -> None:
+    """Delete webspaces (mailboxes and databases cascade), stop their tasks, drop their FTP settings,
+    and once committed retire their backups (and remove their content when so set)."""
     if not webspaces:
         return
     ids = [webspace.id for webspace in webspaces]
-    names = [webspace.name for webspace in webspaces]
     _release(session, "webspace", ids)
     session.execute(delete(Webspace).where(Webspace.id.in_(ids)))
-    if remove_content is not None:
-        _remove_after_commit(session, [path for name in names for path in remove_content.of(name)])
+    _retire_after_commit(session, on_disk.dumps, [Owner(TargetKind.WEBSPACE, w.id, w.name) for w in webspaces])
+    if on_disk.content is not None:
+        _remove_after_commit(session, [path for webspace in webspaces for path in on_disk.content.of(webspace.name)])
 
 
-def delete_account(session: Session, user: User, remove_content: ContentRoots | None) -> None:
+def delete_account(session: Session, user: User, on_disk: Leftovers) -> None:
     """Delete a reseller or customer with everything below it (spec §5.0), as `delete_webspaces` does."""
     accounts = accounts_below(session, user)
     delete_webspaces(
-        session, [webspace for account in accounts for webspace in webspaces_of(session, account.id)], remove_content
+        session, [webspace for account in accounts for webspace in webspaces_of(session, account.id)], on_disk
     )
     for role in (Role.RESELLER, Role.CUSTOMER):
         _release(session, role.value, [account.id for account in accounts if account.kind == role.value])
     session.execute(delete(User).where(User.id.in_([account.id for account in accounts])))
+    owners = [Owner(TargetKind(account.kind), account.id, account.login) for account in accounts]
+    _retire_after_commit(session, on_disk.dumps, owners)
 
 
 def _release(session: Session, kind: str, ids: list[int]) -> None:
@@ -252,6 +268,20 @@ def _release(session: Session, kind: str, ids: list[int]) -> None:
     if ids:
         stop_tasks_of(session, kind, ids)
         session.execute(delete(RemoteStorage).where(RemoteStorage.owner_kind == kind, RemoteStorage.owner_id.in_(ids)))
+
+
+def _retire_after_commit(session: Session, dumps_root: Path, owners: list[Owner]) -> None:
+    def retire(_session: Session) -> None:
+        for owner in owners:
+            folder, retired = owner_dir(dumps_root, owner), retired_dir(dumps_root, owner)
+            try:
+                if folder.is_dir():
+                    retired.parent.mkdir(parents=True, exist_ok=True)
+                    folder.rename(retired)
+            except OSError as exc:
+                log.warning("could not move the backups of deleted %s %s aside: %s", owner.kind, owner.name, exc)
+
+    event.listen(session, "after_commit", retire, once=True)
 
 
 def _remove_after_commit(session: Session, paths: list[Path]) -> None:

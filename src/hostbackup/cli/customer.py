@@ -23,7 +23,7 @@ from hostbackup.accounts.users import (
     user_by_id,
     visible_users,
 )
-from hostbackup.accounts.webspaces import content_to_remove, delete_account
+from hostbackup.accounts.webspaces import delete_account, leftovers
 from hostbackup.config import Settings
 from hostbackup.errors import ApiError
 from hostbackup.home import open_home
@@ -100,5 +100,5 @@ def add_customer(settings: Settings, login: str, password: str, pname: str, cnam
 def delete_customer(settings: Settings, login: str) -> None:
     """Delete customer LOGIN with its webspaces and mail names."""
     with admin_session(settings) as session:
-        delete_account(session, find_user(session, ADMIN, Role.CUSTOMER, login=login), content_to_remove(settings))
+        delete_account(session, find_user(session, ADMIN, Role.CUSTOMER, login=login), leftovers(settings))
     click.echo(f"Customer {login} deleted.")

@@ -11,10 +11,10 @@ import click
 from hostbackup.accounts.users import ADMIN, ADMIN_LOGIN, Role, find_users, resolve_owner, user_by_id
 from hostbackup.accounts.webspaces import (
     check_ip_addresses,
-    content_to_remove,
     create_webspace,
     delete_webspaces,
     find_webspace,
+    leftovers,
     visible_webspaces,
     webspaces_of,
 )
@@ -70,5 +70,5 @@ def add_webspace(settings: Settings, name: str, owner: str, ips: tuple[str, ...]
 def delete_webspace(settings: Settings, name: str) -> None:
     """Delete webspace NAME (content stays on disk unless the server removes content on delete)."""
     with admin_session(settings) as session:
-        delete_webspaces(session, [find_webspace(session, ADMIN, name=name)], content_to_remove(settings))
+        delete_webspaces(session, [find_webspace(session, ADMIN, name=name)], leftovers(settings))
     click.echo(f"Webspace {name} deleted.")

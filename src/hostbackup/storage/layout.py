@@ -36,6 +36,13 @@ def owner_dir(dumps_root: Path, owner: Owner) -> Path:
     return directory
 
 
+def retired_dir(dumps_root: Path, owner: Owner) -> Path:
+    """Where the storage of a deleted owner is kept (spec §5.0: on disk, out of the API's reach), so
+    that a new account or webspace of the same name starts empty: below a hidden directory, which
+    no owner name can reach (`is_safe_name`)."""
+    return dumps_root / ".deleted" / _SUBDIRS[owner.kind] / f"{owner.name}.{owner.id}"
+
+
 def is_safe_name(name: str) -> bool:
     """A plain file name: no separators, not `.`/`..`, not hidden, no NUL, sane length."""
     return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".") and len(name) <= 255

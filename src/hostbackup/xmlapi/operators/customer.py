@@ -20,7 +20,7 @@ from hostbackup.accounts.users import (
     users_owned_by,
     visible_users,
 )
-from hostbackup.accounts.webspaces import content_to_remove, delete_account
+from hostbackup.accounts.webspaces import delete_account, leftovers
 from hostbackup.db.tables import User
 from hostbackup.errors import InvalidValue, PermissionDenied
 from hostbackup.xmlapi.context import Context, Element, operation
@@ -130,10 +130,10 @@ def get(ctx: Context, request: Element) -> list[Element]:
 
 def delete_selected(ctx: Context, request: Element, selector: Selector[User]) -> list[Element]:
     """`del` of customers or resellers: each selected account with everything below it (spec §5.0)."""
-    remove_content = content_to_remove(ctx.settings)
+    on_disk = leftovers(ctx.settings)
 
     def remove(user: User) -> list[Element]:
-        delete_account(ctx.session, user, remove_content)
+        delete_account(ctx.session, user, on_disk)
         return []
 
     return answer_each(Filter.in_request(request), selector, remove)

@@ -21,11 +21,11 @@ from hostbackup.accounts.users import (
 from hostbackup.accounts.webspaces import (
     ascii_name,
     check_ip_addresses,
-    content_to_remove,
     create_webspace,
     delete_webspaces,
     find_webspaces,
     ftp_account,
+    leftovers,
     visible_webspaces,
     webspaces_of,
 )
@@ -176,10 +176,10 @@ def get(ctx: Context, request: Element) -> list[Element]:
 @operation("webspace", "del")
 def delete(ctx: Context, request: Element) -> list[Element]:
     selection = _selection(ctx, request)
-    remove_content = content_to_remove(ctx.settings)
+    on_disk = leftovers(ctx.settings)
 
     def remove(webspace: Webspace) -> list[Element]:
-        delete_webspaces(ctx.session, [webspace], remove_content)
+        delete_webspaces(ctx.session, [webspace], on_disk)
         return []
 
     return answer_each(selection, _selector(ctx), remove)
