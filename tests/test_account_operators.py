@@ -729,3 +729,32 @@ def test_delete_account_cascades_on_both_databases(database: Database, tmp_path:
         task = session.get(Task, task_id)
         assert task is not None and task.cancel_requested
     assert not (tmp_path / "vhosts" / "bob.test").exists() and not (tmp_path / "mail" / "bob.test").exists()
+
+
+HUGE = "99999999999999999999999"  # beyond any SQL BIGINT
+HUGE_ID_PACKETS = {
+    "backup-manager/get-tasks-info": f"<backup-manager><get-tasks-info><task-id>{HUGE}</task-id></get-tasks-info>"
+    "</backup-manager>",
+    "backup-manager/stop-backup": f"<backup-manager><stop-backup><task-id>{HUGE}</task-id></stop-backup>"
+    "</backup-manager>",
+    "x-backup-manager/get-task-progress": f"<x-backup-manager><get-task-progress><task-id>{HUGE}</task-id>"
+    "</get-task-progress></x-backup-manager>",
+    "backup-manager/backup-customer": f"<backup-manager><backup-customer><customer-id>{HUGE}</customer-id><local/>"
+    "<description>d</description></backup-customer></backup-manager>",
+    "backup-manager/get-local-backup-list": f"<backup-manager><get-local-backup-list><customer-id>{HUGE}</customer-id>"
+    "</get-local-backup-list></backup-manager>",
+    "customer/get": f"<customer><get><filter><id>{HUGE}</id></filter><dataset><gen_info/></dataset></get></customer>",
+    "webspace/get": f"<webspace><get><filter><id>{HUGE}</id></filter><dataset><gen_info/></dataset></get></webspace>",
+    "database/get-db": f"<database><get-db><filter><id>{HUGE}</id></filter></get-db></database>",
+    "db_server/get": f"<db_server><get><filter><id>{HUGE}</id></filter></get></db_server>",
+}
+
+
+@pytest.mark.parametrize("operation", HUGE_ID_PACKETS)
+def test_an_id_beyond_any_row_is_unknown_not_a_failure(api: Server, operation: str) -> None:
+    """An id too large for the database names nothing: 1013, not 1023 with a Python class name."""
+    answer = api.call(f"<packet>{HUGE_ID_PACKETS[operation]}</packet>")
+    result = one(answer, operation)
+    assert result.findtext("errcode") == "1013", etree.tostring(answer)
+    assert "Error" not in (result.findtext("errtext") or "")
+    assert "Traceback" not in api.log.read_text(errors="replace")

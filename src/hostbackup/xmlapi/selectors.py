@@ -18,6 +18,7 @@ from hostbackup.errors import InvalidValue, NotFound, PermissionDenied
 from hostbackup.storage.layout import Owner
 from hostbackup.tasks.task import TargetKind
 from hostbackup.xmlapi.context import Context, Element
+from hostbackup.xmlapi.filters import stored_id
 from hostbackup.xmlapi.results import E, collapse
 
 SELECTORS = (
@@ -57,7 +58,7 @@ def positive_id(element: Element) -> int:
     text = collapse(element.text)
     if not text.isascii() or not text.isdigit() or int(text) < 1:
         raise InvalidValue(str(element.tag), text)
-    return int(text)
+    return stored_id(int(text))
 
 
 def _name(element: Element) -> str:
@@ -145,7 +146,7 @@ def find_task_summary(ctx: Context, element: Element) -> TaskSummary:
 def _task_id(element: Element) -> int:
     """The id in a `task-id` element; 0 (no such task) for anything that is not a positive number."""
     text = collapse(element.text)
-    return int(text) if text.lstrip("-").isdigit() and int(text) > 0 else 0
+    return stored_id(int(text)) if text.lstrip("-").isdigit() and int(text) > 0 else 0
 
 
 def owner_element(owner: Owner) -> Element:

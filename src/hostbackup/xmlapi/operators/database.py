@@ -21,7 +21,7 @@ from hostbackup.accounts.databases import (
 from hostbackup.accounts.webspaces import find_webspace
 from hostbackup.db.tables import HostedDatabase
 from hostbackup.xmlapi.context import Context, Element, operation
-from hostbackup.xmlapi.filters import Filter, Selector, answer_each, child, non_empty, parse_id
+from hostbackup.xmlapi.filters import Filter, Selector, answer_each, child, non_empty, parse_id, stored_id
 from hostbackup.xmlapi.results import E, child_text, ok
 
 
@@ -33,7 +33,7 @@ def add_db(ctx: Context, request: Element) -> list[Element]:
     new = NewDatabase(
         name=child_text(request, "name") or "",
         type=child_text(request, "type") or "",
-        server_id=int(server_id) if server_id is not None else None,
+        server_id=stored_id(int(server_id)) if server_id is not None else None,
     )
     record = add_database(ctx.session, ctx.services.vault, webspace, new)
     return [ok(E("id", record.id))]

@@ -20,7 +20,7 @@ from hostbackup.accounts.databases import (
 from hostbackup.db.tables import DbServer
 from hostbackup.errors import ApiError
 from hostbackup.xmlapi.context import Context, Element, operation
-from hostbackup.xmlapi.filters import Echo, Filter, Selector, answer_each, child
+from hostbackup.xmlapi.filters import Echo, Filter, Selector, answer_each, child, stored_id
 from hostbackup.xmlapi.results import E, child_text, error, ok, texts
 
 ID_ECHO = Echo(lambda value, object_id: [E("id", object_id)], lambda kind, value: [E("id", value)])
@@ -62,7 +62,7 @@ def _data(ctx: Context, server: DbServer) -> Element:
 def get(ctx: Context, request: Element) -> list[Element]:
     ctx.require_admin()
     selector = Selector(
-        {"id": lambda value: [find_db_server(ctx.session, int(value))]}, lambda: all_db_servers(ctx.session)
+        {"id": lambda value: [find_db_server(ctx.session, stored_id(int(value)))]}, lambda: all_db_servers(ctx.session)
     )
     return answer_each(Filter.in_request(request), selector, lambda server: [_data(ctx, server)], ID_ECHO)
 
