@@ -110,3 +110,43 @@ def test_restart_loses_no_queued_task_and_limits_concurrency(tmp_path: Path) -> 
         assert len(names) == 2 and not any(name.startswith(".") for name in names)
     finally:
         server.stop()
+
+
+def _workers(server: Server) -> list[int]:
+    """The server's worker processes: its children that run `hostbackup … worker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == server.process.pid and b"worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _settle_at(server: Server, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(_workers(server)) != count:
+        assert time.monotonic() < deadline, f"{len(_workers(server))} workers, {count} wanted"
+        time.sleep(0.1)
+
+
+def test_max_backup_processes_is_bounded_and_lowering_it_sheds_workers_after_their_task(slow_server: Server) -> None:
+    def set_processes(value: int) -> tuple[str | None, str | None]:
+        settings = f"<settings><max-backup-processes>{value}</max-backup-processes></settings>"
+        result = result_of(bm(slow_server, f"<set-server-wide-settings>{settings}</set-server-wide-settings>"))
+        return result.findtext("status"), result.findtext("errcode")
+
+    assert set_processes(65) == ("error", "1019")  # each is a process: not an unbounded number
+    assert set_processes(3) == ("ok", None)
+    _settle_at(slow_server, 3)
+    seeded = seed_customer(slow_server, "shed", ("shed.test",))
+    big_site(seeded.vhosts / "shed.test", 128)
+    task_id = start_backup(slow_server, packet("shed"))
+    wait_until_running(slow_server, task_id)
+    assert set_processes(1) == ("ok", None)
+    _settle_at(slow_server, 1)  # the idle ones end at once, a busy one after its task
+    assert wait_for_task(slow_server, task_id).findtext("status") == "finished"  # never cut short
+    assert "exited with" not in slow_server.log.read_text(errors="replace")  # ended as asked, not died

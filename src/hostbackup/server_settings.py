@@ -10,6 +10,10 @@ from sqlalchemy.orm import Session
 
 from hostbackup.db.tables import Setting
 
+#: The most worker processes `max-backup-processes` may ask for: each is a process of its own
+#: (about 80 MiB idle, 130 MiB backing up), and the supervisor starts as many as asked.
+MAX_PROCESSES = 64
+
 
 def default_processes() -> int:
     return max(2, os.cpu_count() or 2)

@@ -15,7 +15,7 @@ from hostbackup.config import Settings
 from hostbackup.home import open_home
 from hostbackup.jobs import jobs_for
 from hostbackup.tasks.doorbell import Doorbell
-from hostbackup.tasks.worker import Interrupted, Worker
+from hostbackup.tasks.worker import RETIRE_SIGNAL, Interrupted, Worker
 
 PR_SET_PDEATHSIG = 1
 
@@ -31,7 +31,7 @@ def _terminate_with_parent() -> None:
 @click.option("--supervised", is_flag=True, hidden=True, help="Started by `serve`: end when the server process ends.")
 @click.pass_obj
 def worker(settings: Settings, log_level: str, supervised: bool) -> None:
-    """Claim and run queued tasks until stopped (SIGTERM / Ctrl-C)."""
+    """Claim and run queued tasks until stopped (SIGTERM / Ctrl-C; SIGUSR1: after the running task)."""
     if supervised:
         _terminate_with_parent()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
@@ -51,5 +51,6 @@ def worker(settings: Settings, log_level: str, supervised: bool) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    signal.signal(RETIRE_SIGNAL, lambda _signum, _frame: runner.retire())
     with contextlib.suppress(Interrupted):
         runner.loop(stop)

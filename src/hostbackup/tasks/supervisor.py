@@ -2,7 +2,8 @@
 
 The supervisor keeps `max-backup-processes` children of `hostbackup worker` alive. When a
 child dies abnormally, the task it held is failed at once (no need to wait for the lease to
-run out) and its partial output removed; then a new child takes its place.
+run out) and its partial output removed; then a new child takes its place. When the setting
+goes down, the newest children beyond it are asked to end after their running task (SIGUSR1).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hostbackup import server_settings
 from hostbackup.db.engine import Database
 from hostbackup.db.tables import Task
 from hostbackup.tasks import queue
-from hostbackup.tasks.worker import worker_name
+from hostbackup.tasks.worker import RETIRE_SIGNAL, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Supervisor:
         self.discard = discard
         self.check_seconds = check_seconds
         self.children: list[subprocess.Popen[bytes]] = []
+        self.retiring: set[int] = set()  # pids asked to end after their task
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="worker-supervisor")
 
@@ -69,9 +71,17 @@ class Supervisor:
     def _check(self) -> None:
         for child in [child for child in self.children if child.poll() is not None]:
             self.children.remove(child)
+            if child.pid in self.retiring and child.returncode == 0:
+                self.retiring.discard(child.pid)
+                continue
             log.warning("worker process %s exited with %s", child.pid, child.returncode)
             reason = f"The worker process running the task died (exit status {child.returncode})."
             for task in queue.fail_abandoned(self.db, workers=[worker_name(child.pid)], reason=reason):
                 self.discard(task)
-        while len(self.children) < self._wanted():
+        wanted = self._wanted()
+        serving = [child for child in self.children if child.pid not in self.retiring]
+        for child in serving[wanted:]:
+            child.send_signal(RETIRE_SIGNAL)
+            self.retiring.add(child.pid)
+        for _ in range(wanted - len(serving)):
             self._spawn()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -97,6 +98,11 @@ class Heartbeat:
             self.beat()
 
 
+#: Asks a worker process to end after its running task (`Worker.retire`): how the supervisor sheds
+#: the workers beyond a lowered `max-backup-processes`.
+RETIRE_SIGNAL = signal.SIGUSR1
+
+
 class Worker:
     def __init__(
         self, db: Database, jobs: Mapping[str, Job], *, lease_seconds: float, name: str | None = None,
@@ -108,10 +114,15 @@ class Worker:
         self.name = name or worker_name()
         self.doorbell = doorbell
         self.shutting_down = False
+        self.retiring = False
 
     def interrupt(self) -> None:
         """Ask the loop and the running job to end. Safe in a signal handler: sets a flag, takes no lock."""
         self.shutting_down = True
+
+    def retire(self) -> None:
+        """Ask the loop to end once the running task (if any) has ended. Safe in a signal handler."""
+        self.retiring = True
 
     def reap(self) -> None:
         """Fail the tasks of dead workers and clean up after them."""
@@ -166,7 +177,7 @@ class Worker:
         queue.complete(self.db, task.id, self.name, TaskState.FAILED, error=str(exc) or type(exc).__name__)
 
     def loop(self, stop: threading.Event, poll_seconds: float = 0.1) -> None:
-        while not stop.is_set() and not self.shutting_down:
+        while not stop.is_set() and not self.shutting_down and not self.retiring:
             try:
                 self.reap()
                 if not self.run_once():

@@ -186,7 +186,7 @@ def _setting_value(tag: str, name: str, text: str) -> int | bool:
     if isinstance(getattr(server_settings.ServerWideSettings(), name), bool):
         return parse_bool(text)
     number = int(text)
-    if (name == "max_backup_processes" and number < 1) or (
+    if (name == "max_backup_processes" and not 1 <= number <= server_settings.MAX_PROCESSES) or (
         name == "max_backup_files" and number not in (-1,) and number < 1
     ):
         raise InvalidValue(tag, text)
