@@ -304,6 +304,30 @@ def test_server_gone_mid_upload(hb: Server, keep: bool) -> None:
         assert not [name for name in names if name.startswith(".")]
 
 
+def test_keep_local_backup_keeps_a_local_copy_when_the_server_cannot_be_reached(hb: Server) -> None:
+    """The commonest upload failure is a server that is down from the start: with keep-local-backup
+    the backup is still made and listed locally, and the task fails saying why (spec §4.1)."""
+    seeded = seed_customer(hb, "unreached", ("unreached.example",))
+    build_site(seeded.vhosts / "unreached.example")
+    keep_local(hb, True)
+    with ftp_server() as ftp:
+        configure(hb, "<customer-login>unreached</customer-login>", ftp, "/")
+        ftp.stop()
+        error = finish(hb, remote_backup(hb, "unreached", split=512), "failed")
+        assert error.startswith(f"FTP upload failed: cannot connect to 127.0.0.1:{ftp.port}")
+    kept = local_files(hb, "unreached")
+    assert len(kept) > 2  # the volumes and their metadata
+    listing = "<get-local-backup-list><customer-login>unreached</customer-login></get-local-backup-list>"
+    listed = result_of(bm(hb, listing))
+    assert len(listed.findall("backup")) == 1
+    keep_local(hb, False)
+    with ftp_server() as ftp:
+        configure(hb, "<customer-login>unreached</customer-login>", ftp, "/")
+        ftp.stop()
+        finish(hb, remote_backup(hb, "unreached", split=512), "failed")
+    assert local_files(hb, "unreached") == kept  # without keep-local-backup, nothing more stays
+
+
 def _wait_for(condition: object, timeout: float = 60) -> None:
     import time
 

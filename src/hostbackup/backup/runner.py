@@ -90,7 +90,16 @@ class BackupJob:
         progress(bytes_done=0)
         extension = ".tar.zst" if compress else ".tar"
         remote = _Remote(endpoint, catalog.directory, task.id, server_wide.keep_local_backup) if endpoint else None
-        name = self._reserve(catalog, task, extension, remote)
+        unreachable: UploadFailed | None = None
+        try:
+            name = self._reserve(catalog, task, extension, remote)
+        except UploadFailed as error:
+            if remote is None or not remote.keep_local:
+                raise
+            # keep-local-backup: the server cannot even be listed, so the backup is made locally
+            # only, and the task fails after publishing it (spec §4.1: the local copy stays)
+            unreachable, remote = error, None
+            name = self._reserve(catalog, task, extension, None)
         staging = catalog.staging(task.id)
         staging.mkdir(mode=0o700)
         try:
@@ -108,6 +117,9 @@ class BackupJob:
             shutil.rmtree(staging, ignore_errors=True)
             catalog.release(str(task.id))
         self._apply_retention(catalog, server_wide.max_backup_files)
+        if unreachable is not None:
+            self._kept.add(task.id)
+            raise unreachable
         return {"filename": volumes[0].name, "summary": _summary(archive, volumes), "warnings": list(archive.warnings),
                 "current_item": ""}  # fmt: skip
 
