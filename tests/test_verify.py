@@ -124,3 +124,30 @@ def test_verify_after_backup_keeps_good_backups_and_removes_unreadable_ones(tmp_
         assert meta["name"] == backup.name
     finally:
         server.stop()
+
+
+def test_cli_errors_are_one_line_in_our_words(server: Server, tmp_path: Path) -> None:
+    """The CLI's verify and restore answer a mistake with one `Error:` line and status 1, never a traceback."""
+    seed_customer(server, "clierr", ("clierr.test",))
+    settings = (
+        "<settings><protocol>ftp</protocol><host>127.0.0.1</host><port>1</port><directory>/</directory>"
+        "<login>nobody</login><password>secret-1</password></settings>"
+    )
+    answer = server.call(
+        "<packet><backup-manager><set-remote-storage-settings><customer-login>clierr</customer-login>"
+        f"{settings}</set-remote-storage-settings></backup-manager></packet>"
+    )
+    assert answer.findtext("backup-manager/set-remote-storage-settings/result/status") == "ok"
+    cases = {
+        ("verify", "customer:nobody", "x.tar.zst"): "Error: Customer does not exist.",
+        ("restore", "customer:nobody", "x.tar.zst"): "Error: Customer does not exist.",
+        ("verify", "webspace:none.test", "x.tar.zst"): "Error: Webspace does not exist.",
+        ("verify", "customer:clierr", "x.tar.zst", "--remote"): "Error: cannot connect to 127.0.0.1:1",
+        ("restore", "customer:clierr", "x.tar.zst", "--remote"): "Error: cannot connect to 127.0.0.1:1",
+        ("verify", "customer:clierr", "x.tar.zst"): "Error: The file x.tar.zst does not exist",
+    }
+    for arguments, expected in cases.items():
+        done = subprocess.run([sys.executable, "-m", "hostbackup", "--home", str(server.home), *arguments],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 1 and done.stderr.startswith(expected), (arguments, done.stderr)
+        assert "Traceback" not in done.stderr and "secret-1" not in done.stderr

@@ -8,7 +8,7 @@ import click
 
 from hostbackup.accounts.users import ADMIN_ID
 from hostbackup.cli.running import run_here
-from hostbackup.cli.verify import open_source, parse_owner
+from hostbackup.cli.verify import find_backup, open_source, parse_owner
 from hostbackup.config import Settings
 from hostbackup.home import open_home
 from hostbackup.tasks.task import TaskRequest
@@ -33,11 +33,9 @@ def restore(
     parsed = parse_owner(services, owner)
     source = open_source(services, parsed, remote)
     try:
-        meta = source.find(filename)
+        meta = find_backup(source, filename)
     finally:
         source.close()
-    if meta is None:
-        raise click.ClickException(f"The file {filename} does not exist")
     if webspace and webspace not in meta.webspaces:
         raise click.ClickException(f"the backup holds no webspace {webspace}")
     options = {

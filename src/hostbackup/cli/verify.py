@@ -5,12 +5,14 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
+from hostbackup.backup.metadata import BackupMeta
 from hostbackup.config import Settings
 from hostbackup.db.tables import User, Webspace
-from hostbackup.errors import ApiError
+from hostbackup.errors import ApiError, NotFound
 from hostbackup.home import open_home
 from hostbackup.restore.sources import VolumeSource, volume_source
 from hostbackup.restore.verify import verify_backup
+from hostbackup.storage.base import StorageError
 from hostbackup.storage.layout import Owner
 from hostbackup.tasks.task import TargetKind
 from hostbackup.xmlapi.context import Services
@@ -19,10 +21,8 @@ OWNER_HELP = "server, reseller:LOGIN, customer:LOGIN or webspace:NAME"
 
 
 def parse_owner(services: Services, text: str) -> Owner:
-    """An owner from `server`, `reseller:LOGIN`, `customer:LOGIN` or `webspace:NAME`.
-
-    The id is looked up when the account still exists; a deleted account's storage stays reachable.
-    """
+    """An owner from `server`, `reseller:LOGIN`, `customer:LOGIN` or `webspace:NAME`, which must exist
+    (a deleted one's backups are kept below `dumps/.deleted/`, out of reach by name)."""
     kind, _, name = text.partition(":")
     try:
         target = TargetKind(kind)
@@ -37,6 +37,8 @@ def parse_owner(services: Services, text: str) -> Owner:
             found = None
         else:
             found = session.scalar(select(User.id).where(User.login == name, User.kind == target.value))
+    if target is not TargetKind.SERVER and found is None:
+        raise click.ClickException(NotFound(target.value.capitalize()).text)
     return Owner(target, found, name)
 
 
@@ -46,6 +48,17 @@ def open_source(services: Services, owner: Owner, remote: bool) -> VolumeSource:
             return volume_source(services, session, owner, remote=remote)
     except (ApiError, ValueError) as exc:
         raise click.ClickException(getattr(exc, "text", str(exc))) from None
+
+
+def find_backup(source: VolumeSource, filename: str) -> BackupMeta:
+    """The backup that FILENAME (any of its files) belongs to, or the error a user should read."""
+    try:
+        meta = source.find(filename)
+    except StorageError as exc:  # --remote: the FTP server could not be reached or refused
+        raise click.ClickException(exc.text) from None
+    if meta is None:
+        raise click.ClickException(f"The file {filename} does not exist")
+    return meta
 
 
 @click.command()
@@ -59,10 +72,9 @@ def verify(settings: Settings, owner: str, filename: str, remote: bool, deep: bo
     services = open_home(settings, announce=lambda _text: None)
     source = open_source(services, parse_owner(services, owner), remote)
     try:
-        meta = source.find(filename)
-        if meta is None:
-            raise click.ClickException(f"The file {filename} does not exist")
-        report = verify_backup(source, meta, deep=deep)
+        report = verify_backup(source, find_backup(source, filename), deep=deep)
+    except StorageError as exc:
+        raise click.ClickException(exc.text) from None
     finally:
         source.close()
     if not report.intact:
