@@ -408,6 +408,11 @@ def test_restore_request_errors_and_roles(server: Server) -> None:
     )
     assert task.findtext("task/status") == "finished"
     assert "kept" in " ".join(w.text or "" for w in progress.iter("warning"))  # existing files were kept
+    mistyped = run_restore(server, "mine", name, "<component>files</component><path>domains/mine.test/fils</path>")
+    assert mistyped.findtext("state") == "finished" and mistyped.findtext("summary") == "restored 0 files and links"
+    assert [w.text for w in mistyped.iter("warning")] == [
+        "nothing in the backup matched component files, path domains/mine.test/fils"
+    ]  # not a silent success
 
 
 def test_cli_restore_into_a_directory(server: Server, tmp_path: Path) -> None:

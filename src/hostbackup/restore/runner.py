@@ -131,6 +131,12 @@ class RestoreOptions:
         values["webspaces"] = tuple(values.get("webspaces", ()))
         return cls(**values)
 
+    def choice(self) -> str:
+        """What this restore was asked to take, in words: `component files, path domains/a.test/x`; "" for all."""
+        choices = (("webspace", self.webspace), ("component", self.component), ("path", self.path))
+        chosen = [f"{label} {value}" for label, value in choices if value]
+        return ", ".join(chosen)
+
     def wants(self, name: str, where: Route) -> bool:
         return (
             where.webspace in self.webspaces
@@ -208,6 +214,7 @@ class RestoreJob:
     ) -> _Outcome:  # fmt: skip
         outcome = _Outcome()
         confined = False
+        matched = False  # whether any member was this restore's to take
         sums: dict[bytes, str] = {}
         info: etree._Element | None = None
         member_name = ""
@@ -226,6 +233,7 @@ class RestoreJob:
                         if not confined:  # after the accounts: only into webspaces the acting owner has
                             options, confined = self._confine(task, options, outcome), True
                         where = self._wanted(options, member)
+                        matched = matched or where is not None
                         destination = self._destination(options, where, member.name) if where else None
                         if destination is not None:
                             extraction.write(*destination, member, archive.data())
@@ -262,6 +270,8 @@ class RestoreJob:
         if bad:
             raise RestoreFailed(f"restored files do not match the backup's checksums: {', '.join(bad[:5])}")
         outcome.done.insert(0, f"restored {extraction.written} files and links")
+        if not matched and options.choice():  # a mistyped path or name looks like a success otherwise
+            outcome.warnings.append(f"nothing in the backup matched {options.choice()}")
         outcome.warnings += [f"refused link pointing outside the restore target: {link}"
                              for link in extraction.refused_links]  # fmt: skip
         if extraction.kept:
