@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -246,9 +247,22 @@ def test_import_errors_and_foreign_files(server: Server) -> None:
     [foreign] = listed(server, "<customer-login>other</customer-login>")
     assert foreign.findtext("file/name") == "notes.txt" and foreign.find("file/not-backup") is not None
     assert foreign.findtext("file/size") == "5"
+    for operation in ("verify", "restore"):  # listed, so it exists: it is just not a backup
+        answer = server.call(f"<packet><x-backup-manager><{operation}><customer-login>other</customer-login>"
+                             f"<filename>notes.txt</filename></{operation}></x-backup-manager></packet>")  # fmt: skip
+        result = answer.find(f"x-backup-manager/{operation}/result")
+        assert result is not None and error_pair(result) == ("1013", "The file notes.txt is not a backup")
     again = upload(server, "notes.txt", b"again", login="other", **CUSTOMER).findtext("upload/result/file") or ""
     duplicate = import_file(server, "<customer-login>other</customer-login>", again, login="other", **CUSTOMER)
     assert error_pair(duplicate) == ("1007", "Object already exists.")
+    # oldest first (spec §4.11), foreign files among the backups: notes.txt dates from before the backup
+    os.utime(server.home / "dumps" / "clients" / "other" / "notes.txt", (1_000_000_000, 1_000_000_000))
+    backup_now(server, "other")
+    dates = [
+        int(item.findtext("file/creation-date") or 0)
+        for item in listed(server, "<customer-login>other</customer-login>")
+    ]
+    assert dates == sorted(dates) and dates[0] == 1_000_000_000 and len(dates) == 2
 
 
 def test_import_of_a_damaged_backup_needs_ignore_sign(server: Server) -> None:

@@ -10,7 +10,7 @@ from hostbackup.config import Settings
 from hostbackup.db.tables import User, Webspace
 from hostbackup.errors import ApiError, NotFound
 from hostbackup.home import open_home
-from hostbackup.restore.sources import VolumeSource, volume_source
+from hostbackup.restore.sources import VolumeSource, not_found_text, volume_source
 from hostbackup.restore.verify import verify_backup
 from hostbackup.storage.base import StorageError
 from hostbackup.storage.layout import Owner
@@ -54,10 +54,10 @@ def find_backup(source: VolumeSource, filename: str) -> BackupMeta:
     """The backup that FILENAME (any of its files) belongs to, or the error a user should read."""
     try:
         meta = source.find(filename)
+        if meta is None:
+            raise click.ClickException(not_found_text(source, filename))
     except StorageError as exc:  # --remote: the FTP server could not be reached or refused
         raise click.ClickException(exc.text) from None
-    if meta is None:
-        raise click.ClickException(f"The file {filename} does not exist")
     return meta
 
 

@@ -27,7 +27,7 @@ from hostbackup.restore.reader import ConcatenatedReader, VolumeMismatch, open_s
 from hostbackup.storage import remote_settings
 from hostbackup.storage.base import Storage, StorageError
 from hostbackup.storage.ftp import FtpStorage
-from hostbackup.storage.layout import Owner, owner_dir
+from hostbackup.storage.layout import Owner, is_safe_name, owner_dir
 from hostbackup.xmlapi.context import Services
 
 QUEUE_CHUNKS = 16  # at most this many downloaded chunks wait for the reader
@@ -35,6 +35,9 @@ QUEUE_CHUNKS = 16  # at most this many downloaded chunks wait for the reader
 
 class VolumeSource(Protocol):
     def find(self, name: str) -> BackupMeta | None: ...
+
+    def holds(self, name: str) -> bool:
+        """Whether a file of this name is there, backup or not."""
 
     def size_problem(self, meta: BackupMeta) -> tuple[str, str] | None:
         """(volume, problem) for the first missing or wrongly sized volume."""
@@ -55,6 +58,9 @@ class LocalVolumes:
 
     def find(self, name: str) -> BackupMeta | None:
         return self.catalog.find(name)
+
+    def holds(self, name: str) -> bool:
+        return is_safe_name(name) and (self.catalog.directory / name).is_file()
 
     def size_problem(self, meta: BackupMeta) -> tuple[str, str] | None:
         for volume in meta.volumes:
@@ -94,6 +100,9 @@ class RemoteVolumes:
                 return meta
         return None
 
+    def holds(self, name: str) -> bool:
+        return name in self.storage.list()
+
     def size_problem(self, meta: BackupMeta) -> tuple[str, str] | None:
         for volume in meta.volumes:
             size = self.storage.size(volume.name)
@@ -110,6 +119,11 @@ class RemoteVolumes:
 
     def close(self) -> None:
         self.storage.close()
+
+
+def not_found_text(source: VolumeSource, name: str) -> str:
+    """Why `find` found no backup for `name`: no such file, or a file that is listed with `not-backup`."""
+    return f"The file {name} is not a backup" if source.holds(name) else f"The file {name} does not exist"
 
 
 def _size_text(volume: Volume, size: int | None) -> str:

@@ -139,7 +139,7 @@ def catalog_of(ctx: Context, owner: Owner) -> Catalog:
 @operation(OPERATOR, "get-local-backup-list")
 def get_local_backup_list(ctx: Context, request: Element) -> list[Element]:
     catalog = catalog_of(ctx, resolve(ctx, selector_of(request)).owner)
-    answer = []
+    listed: list[tuple[int, Element]] = []  # (creation date, <backup>): oldest first, foreign files among them
     stored = catalog.backups()
     for meta in stored:
         files = (
@@ -147,12 +147,13 @@ def get_local_backup_list(ctx: Context, request: Element) -> list[Element]:
               E("description", meta.description), E("size", volume.size))
             for volume in meta.volumes
         )  # fmt: skip
-        answer.append(E("backup", None, *files))
+        listed.append((meta.created, E("backup", None, *files)))
     for foreign in catalog.foreign_files(stored):
         file = E("file", None, E("name", foreign.name), E("creation-date", foreign.created), E("description"),
                  E("size", foreign.size), E("not-backup"))  # fmt: skip
-        answer.append(E("backup", None, file))
-    return [ok(*answer)]
+        listed.append((foreign.created, E("backup", None, file)))
+    listed.sort(key=lambda entry: entry[0])
+    return [ok(*(backup for _, backup in listed))]
 
 
 @operation(OPERATOR, "get-supported-protocols")

@@ -16,7 +16,7 @@ from hostbackup.accounts.users import can_see_webspace
 from hostbackup.backup.metadata import BackupMeta
 from hostbackup.db.tables import Webspace
 from hostbackup.errors import InvalidValue, NotFound, OperationFailed, PermissionDenied
-from hostbackup.restore.sources import VolumeSource, remote_protocol, volume_source
+from hostbackup.restore.sources import VolumeSource, not_found_text, remote_protocol, volume_source
 from hostbackup.restore.verify import verify_backup
 from hostbackup.storage.base import StorageError
 from hostbackup.storage.layout import Owner, owner_dir
@@ -75,8 +75,9 @@ def _locate(ctx: Context, request: Element) -> Located:
         source.close()
         raise OperationFailed(str(exc)) from None
     if meta is None:
+        text = not_found_text(source, name)
         source.close()
-        raise NotFound("File", f"The file {name} does not exist")
+        raise NotFound("File", text)
     return Located(target, source, meta, remote)
 
 
