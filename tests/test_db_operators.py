@@ -208,6 +208,25 @@ def test_add_db_creates_a_missing_database_and_registers_an_existing_one(
     assert db_num is not None and int(db_num) >= 2
 
 
+def test_only_the_administrator_registers_a_database_that_already_exists(
+    api: Server, maria: DbServerHandle, maria_id: int, pg: DbServerHandle, pg_id: int
+) -> None:
+    """A customer who could register `mysql`, or another tenant's unregistered database, could back it
+    up and restore over it: customers only create new databases."""
+    seeded = seed_customer(api, unique("adopt"), (f"{unique('site')}.example",))
+    [webspace_id] = seeded.webspaces.values()
+    theirs = unique("theirs_")
+    maria.create_database(theirs)
+    for name, db_type, server_id in (("mysql", "mysql", maria_id), (theirs, "mysql", maria_id),
+                                     ("postgres", "postgresql", pg_id)):  # fmt: skip
+        result = add_db(api, webspace_id, name, db_type, server_id, **as_customer(seeded.login))
+        refusal = f"Database {name} already exists on the server: only the administrator registers it."
+        assert_error(result, 1007, refusal)
+    listed = all_results(api, "database", "get-db", f"<filter><webspace-id>{webspace_id}</webspace-id></filter>")
+    assert [result.findtext("name") for result in listed if result.findtext("name")] == []  # nothing registered
+    assert_ok(add_db(api, webspace_id, theirs, "mysql", maria_id))  # the administrator adopts it
+
+
 def test_add_db_errors(api: Server, maria: DbServerHandle, maria_id: int) -> None:
     seeded = seed_customer(api, unique("dbe"), (f"{unique('err')}.example",))
     [webspace_id] = seeded.webspaces.values()

@@ -10,7 +10,7 @@ from content import build_site, snapshot
 from dbservers import DbServerHandle, add_db, register
 from harness import Server, seed_customer
 from test_databases import MARIA_ROWS, MARIA_SCHEMA, PG_ROWS, PG_SCHEMA, api, back_up, maria, pg  # noqa: F401
-from test_restore import delete_webspace, run_restore
+from test_restore import _member, _plant_backup, delete_webspace, run_restore
 
 
 def test_wipe_and_restore_files_mail_and_databases(api: Server, pg: DbServerHandle, maria: DbServerHandle) -> None:  # noqa: F811
@@ -51,3 +51,27 @@ def test_wipe_and_restore_files_mail_and_databases(api: Server, pg: DbServerHand
     assert "changed" in pg.sql("rt_shop", PG_ROWS)
     run_restore(api, "roundtrip", name, "<component>databases</component><conflict>overwrite</conflict>")
     assert pg.sql("rt_shop", PG_ROWS) == rows[0]
+
+
+def test_a_forged_dump_cannot_take_over_a_database_the_webspace_does_not_have(
+    api: Server,  # noqa: F811
+    maria: DbServerHandle,  # noqa: F811
+) -> None:
+    """A backup a customer edited names `mysql` as its webspace's database: restoring it with overwrite
+    must not register the server's own database to the customer, let alone load the dump into it."""
+    servers = api.call("<packet><db_server><get><filter/></get></db_server></packet>")
+    if str(maria.port) not in [result.findtext("data/port") for result in servers.iter("result")]:
+        register(api, maria)  # unless the round trip above did
+    seed_customer(api, "dbforger", ("dbforger.test",))
+    described = (f'<database name="mysql" type="mysql" server-host="{maria.host}" server-port="{maria.port}" '
+                 'server-type="mysql" content="true"/>')  # fmt: skip
+    accounts = f'<customer login="dbforger"><webspace name="dbforger.test">{described}</webspace></customer>'
+    info = f'<backup-info format="hostbackup/1" level="customer"><accounts>{accounts}</accounts></backup-info>'
+    dump = _member("domains/dbforger.test/databases/mysql.sql")
+    name = _plant_backup(api, "dbforger", [(dump, b"CREATE TABLE pwned (x INT);\n")], info.encode(), ("dbforger.test",))
+    progress = run_restore(api, "dbforger", name, "<conflict>overwrite</conflict>", login="dbforger",
+                           password="Customer-Pass-1")  # fmt: skip
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    warnings = [w.text or "" for w in progress.iter("warning")]
+    assert "database mysql was not restored: Database mysql already exists on the server" in " ".join(warnings)
+    assert "pwned" not in maria.sql("mysql", "SHOW TABLES")

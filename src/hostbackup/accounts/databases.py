@@ -121,8 +121,10 @@ class ServerAccess:
         return done.stdout
 
 
-def create_if_missing(access: ServerAccess, name: str) -> bool:
-    """Make sure database `name` exists on the server; True when it had to be created.
+def create_if_missing(access: ServerAccess, name: str, *, adopt: bool = True) -> bool:
+    """Make sure database `name` exists on the server; True when it had to be created. An existing
+    one is taken over only with `adopt` (else 1007): it may be the server's own (`mysql`) or
+    another tenant's, which whoever registers it could then back up and overwrite.
 
     `name` matches `DATABASE_NAME_RE`, so quoting it as an identifier is safe.
     """
@@ -133,6 +135,8 @@ def create_if_missing(access: ServerAccess, name: str) -> bool:
         exists = access.run_sql(f"SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'")
         create = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
     if exists.strip():
+        if not adopt:
+            raise AlreadyExists(f"Database {name} already exists on the server: only the administrator registers it.")
         return False
     access.run_sql(create)
     return True
@@ -259,8 +263,11 @@ def _server_for(session: Session, db_type: str, server_id: int | None) -> DbServ
     return server
 
 
-def add_database(session: Session, vault: Vault, webspace: Webspace, new: NewDatabase) -> HostedDatabase:
-    """Register a database of `webspace`, creating it on its server when it does not exist yet."""
+def add_database(
+    session: Session, vault: Vault, webspace: Webspace, new: NewDatabase, *, adopt: bool
+) -> HostedDatabase:
+    """Register a database of `webspace`, creating it on its server when it does not exist yet; an
+    existing one only with `adopt` (the administrator's right, see `create_if_missing`)."""
     if not DATABASE_NAME_RE.fullmatch(new.name):
         raise InvalidValue("name", new.name)
     server = _server_for(session, check_db_type(new.type), new.server_id)
@@ -272,7 +279,7 @@ def add_database(session: Session, vault: Vault, webspace: Webspace, new: NewDat
     record = HostedDatabase(name=new.name, type=server.type, webspace_id=webspace.id, db_server_id=server.id)
     session.add(record)
     session.flush()  # a concurrent duplicate fails here, before anything happens on the server
-    created = create_if_missing(server_access(server, vault), new.name)
+    created = create_if_missing(server_access(server, vault), new.name, adopt=adopt)
     log.info("database %s on %s:%s %s", new.name, server.host, server.port, "created" if created else "registered")
     return record
 

@@ -41,8 +41,11 @@ class Target:
     name: str
 
 
-def locate(session: Session, vault: Vault, info: etree._Element | None, webspace_name: str, db_name: str) -> Target:
-    """The server and database to restore `db_name` of `webspace_name` into (registering it again if needed)."""
+def locate(
+    session: Session, vault: Vault, info: etree._Element | None, webspace_name: str, db_name: str, *, adopt: bool
+) -> Target:
+    """The server and database to restore `db_name` of `webspace_name` into (registering it again if needed;
+    a database that exists on the server unregistered only with `adopt`, see `create_if_missing`)."""
     if not DATABASE_NAME_RE.fullmatch(db_name):
         raise DatabaseRestoreFailed(f"invalid database name {db_name!r}")
     webspace = session.scalar(select(Webspace).where(Webspace.name == webspace_name))
@@ -52,14 +55,14 @@ def locate(session: Session, vault: Vault, info: etree._Element | None, webspace
         select(HostedDatabase).where(HostedDatabase.webspace_id == webspace.id, HostedDatabase.name == db_name)
     )
     if record is None:
-        record = _register_again(session, vault, info, webspace, db_name)
+        record = _register_again(session, vault, info, webspace, db_name, adopt)
     server = session.get(DbServer, record.db_server_id)
     assert server is not None
     return Target(server_access(server, vault), db_name)
 
 
 def _register_again(
-    session: Session, vault: Vault, info: etree._Element | None, webspace: Webspace, db_name: str
+    session: Session, vault: Vault, info: etree._Element | None, webspace: Webspace, db_name: str, adopt: bool
 ) -> HostedDatabase:
     described = None
     if info is not None:
@@ -79,7 +82,7 @@ def _register_again(
     if server is None:
         where = f"{described.get('server-type')} server {described.get('server-host')}:{described.get('server-port')}"
         raise DatabaseRestoreFailed(f"database {db_name} lived on {where}, which is not registered any more")
-    return add_database(session, vault, webspace, NewDatabase(db_name, server.type, server.id))
+    return add_database(session, vault, webspace, NewDatabase(db_name, server.type, server.id), adopt=adopt)
 
 
 def _query(target: Target, sql: str) -> str:

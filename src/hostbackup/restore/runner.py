@@ -34,7 +34,7 @@ from hostbackup.backup.config_dump import MEMBER_NAME, DumpRefused
 from hostbackup.backup.metadata import BackupMeta
 from hostbackup.backup.runner import task_owner
 from hostbackup.db.tables import Task, Webspace
-from hostbackup.errors import ApiError
+from hostbackup.errors import AlreadyExists, ApiError
 from hostbackup.restore import databases
 from hostbackup.restore.accounts import acting_user, recreate
 from hostbackup.restore.databases import DatabaseRestoreFailed
@@ -244,7 +244,7 @@ class RestoreJob:
                                     extraction.write_in_run(file, data)
                         elif where is not None and member.isfile() and where.relative.endswith(".sql"):
                             extraction.gate()  # a database is replaced only from volumes that passed their check
-                            self._database(where, archive.data(), info, options.overwrite, outcome)
+                            self._database(task, where, archive.data(), info, options.overwrite, outcome)
                     if archive.consumed >= report.due:
                         report(archive.consumed)
                 stream.drain()  # the padding after the archive (and, streamed, every volume's checksum)
@@ -353,12 +353,17 @@ class RestoreJob:
         return root
 
     def _database(
-        self, where: Route, dump: Iterable[memoryview], info: etree._Element | None, overwrite: bool,
+        self, task: Task, where: Route, dump: Iterable[memoryview], info: etree._Element | None, overwrite: bool,
         outcome: _Outcome,
     ) -> None:  # fmt: skip
         name = where.relative.removesuffix(".sql")
-        with self.services.db.session() as session:
-            target = databases.locate(session, self.services.vault, info, where.webspace, name)
+        try:
+            with self.services.db.session() as session:
+                adopt = Caller.of(acting_user(session, task)).is_admin  # a server's own or another's: admin only
+                target = databases.locate(session, self.services.vault, info, where.webspace, name, adopt=adopt)
+        except AlreadyExists as exc:
+            outcome.warnings.append(f"database {name} was not restored: {exc.text}")
+            return
         if not databases.prepare(target, overwrite=overwrite):
             outcome.warnings.append(
                 f"database {name} kept: it already holds tables (restore with overwrite to replace it)"

@@ -35,7 +35,7 @@ def add_db(ctx: Context, request: Element) -> list[Element]:
         type=child_text(request, "type") or "",
         server_id=stored_id(int(server_id)) if server_id is not None else None,
     )
-    record = add_database(ctx.session, ctx.services.vault, webspace, new)
+    record = add_database(ctx.session, ctx.services.vault, webspace, new, adopt=ctx.caller.is_admin)
     return [ok(E("id", record.id))]
 
 
