@@ -362,7 +362,8 @@ class RestoreJob:
                 adopt = Caller.of(acting_user(session, task)).is_admin  # a server's own or another's: admin only
                 target = databases.locate(session, self.services.vault, info, where.webspace, name, adopt=adopt)
         except AlreadyExists as exc:
-            outcome.warnings.append(f"database {name} was not restored: {exc.text}")
+            outcome.warnings.append(f"database {name} was not restored: {exc.text} Once it is registered for "
+                                    f"{where.webspace} (database/add-db), a restore fills it.")  # fmt: skip
             return
         if not databases.prepare(target, overwrite=overwrite):
             outcome.warnings.append(
