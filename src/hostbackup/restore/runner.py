@@ -10,7 +10,10 @@ nothing, has its members compared with its SHA256SUMS.
 
 The stream is one pass that routes each member: the configuration dump re-creates missing
 accounts, web files go to the webspace's folder, mail to its Maildirs, database dumps into their
-servers, everything under a target directory when one is given. After a web or mail member, the
+servers, everything under a target directory when one is given. A backup can be an edited
+upload, so the restore acts with the rights of the owner of the storage it came from
+(`acting_user`), whatever the configuration dump says: accounts it may not create are refused,
+and content goes only into webspaces that owner has. After a web or mail member, the
 files that follow it in a new directory are taken as a run (`TarReader.files_in`): they share its
 route and its checks, so each costs one header parse and the writing. A failure half-way names the
 member and says what was already restored.
