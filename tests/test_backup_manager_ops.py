@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -263,6 +264,34 @@ def test_import_errors_and_foreign_files(server: Server) -> None:
         for item in listed(server, "<customer-login>other</customer-login>")
     ]
     assert dates == sorted(dates) and dates[0] == 1_000_000_000 and len(dates) == 2
+
+
+def test_forged_metadata_reaches_nothing_beyond_its_own_backup(server: Server) -> None:
+    """A backup's files are named by its metadata: an uploaded one could name `../../../secret.key` for
+    remove-file to delete, or `/dev/zero` for verify to read forever."""
+    seed_customer(server, "metaforger", ("metaforger.test",))
+    selector = "<customer-login>metaforger</customer-login>"
+    canary = server.home / "canary.txt"
+    canary.write_text("still here")
+    forged = json.dumps({
+        "format": "hostbackup-backup/1", "name": "evil.tar", "owner_kind": "customer", "owner_id": None,
+        "owner_name": "metaforger", "created": 1, "description": "", "task_id": None, "compression": "none",
+        "options": {}, "volumes": [{"name": "evil.tar", "size": 1, "sha256": "0" * 64},
+                                   {"name": "../../../canary.txt", "size": 10, "sha256": "0" * 64}],
+    }).encode()  # fmt: skip
+    reference = upload(server, "evil.tar.meta.json", forged, login="metaforger", **CUSTOMER)
+    answer = import_file(server, selector, reference.findtext("upload/result/file") or "", login="metaforger",
+                         **CUSTOMER)  # fmt: skip
+    assert error_pair(answer) == ("1019", "Invalid value of name: 'evil.tar.meta.json' (reserved for backup metadata).")
+    folder = server.home / "dumps" / "clients" / "metaforger"  # the same file, put there some other way
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "evil.tar").write_bytes(b"x")
+    (folder / "evil.tar.meta.json").write_bytes(forged)
+    [foreign] = listed(server, selector)
+    assert foreign.findtext("file/name") == "evil.tar" and foreign.find("file/not-backup") is not None
+    removed = result_of(bm(server, f"<remove-file>{selector}<filename>evil.tar</filename></remove-file>"))
+    assert removed.findtext("status") == "ok" and not (folder / "evil.tar").exists()
+    assert canary.read_text() == "still here"
 
 
 def test_import_of_a_damaged_backup_needs_ignore_sign(server: Server) -> None:

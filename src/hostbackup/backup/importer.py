@@ -20,9 +20,9 @@ from lxml import etree
 
 from hostbackup.backup import config_dump
 from hostbackup.backup.catalog import Catalog
-from hostbackup.backup.metadata import BackupMeta, write_atomically
+from hostbackup.backup.metadata import SUFFIX, BackupMeta, write_atomically
 from hostbackup.backup.volumes import Volume
-from hostbackup.errors import AlreadyExists, OperationFailed
+from hostbackup.errors import AlreadyExists, InvalidValue, OperationFailed
 from hostbackup.restore.decompress import ZSTD_MAGIC
 from hostbackup.restore.reader import ArchiveCheck, check_archive
 from hostbackup.storage.layout import Owner, sanitise
@@ -85,6 +85,8 @@ def _webspaces(info: etree._Element | None) -> list[str]:
 def import_upload(catalog: Catalog, owner: Owner, upload: Path, name: str, *, ignore_sign: bool) -> None:
     """Move `upload` into the storage as `name` (sanitised); adopt the backup it completes."""
     final = catalog.directory / sanitise(os.path.basename(name), limit=200)
+    if final.name.endswith(SUFFIX):  # a backup's metadata is written here, never taken from an upload
+        raise InvalidValue("name", final.name, f"Invalid value of name: '{final.name}' (reserved for backup metadata).")
     catalog.directory.mkdir(parents=True, exist_ok=True)
     if final.exists() or catalog.find(final.name) is not None:
         raise AlreadyExists()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hostbackup.backup.volumes import Volume
+from hostbackup.storage.layout import is_safe_name
 
 FORMAT = "hostbackup-backup/1"
 SUFFIX = ".meta.json"
@@ -52,11 +53,28 @@ class BackupMeta:
 
     @classmethod
     def from_json(cls, data: bytes) -> BackupMeta:
+        """Parse a metadata file, refusing (ValueError) one whose names could reach beyond its backup:
+        the files a backup's operations open, size and remove are named by it, and an owner's storage
+        is where uploads are imported."""
         raw = json.loads(data)
         if raw.get("format") != FORMAT:
             raise ValueError("not a hostbackup metadata file")
         raw["volumes"] = [Volume(**volume) for volume in raw["volumes"]]
-        return cls(**raw)
+        meta = cls(**raw)
+        if not _own_names(meta):
+            raise ValueError("metadata names files that are not its backup's volumes")
+        return meta
+
+
+def _own_names(meta: BackupMeta) -> bool:
+    """The backup's name is a plain file name and its volumes are `NAME` or `NAME.NNN`."""
+    if not is_safe_name(meta.name) or meta.name.endswith(SUFFIX) or not meta.volumes:
+        return False
+    return all(
+        volume.name == meta.name
+        or (volume.name.startswith(meta.name + ".") and volume.name[len(meta.name) + 1 :].isdigit())
+        for volume in meta.volumes
+    )
 
 
 def write_atomically(path: Path, data: bytes) -> None:
