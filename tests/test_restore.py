@@ -216,6 +216,7 @@ def _plant_backup(
     members: list[tuple[tarfile.TarInfo, bytes]],
     info: bytes = PLAIN_INFO,
     webspaces: tuple[str, ...] = ("victim.test",),
+    options: dict[str, object] | None = None,
 ) -> str:
     """A crafted backup: a tar stream of our shape with hostile members, and valid metadata."""
     raw = io.BytesIO()
@@ -234,7 +235,7 @@ def _plant_backup(
     meta = {
         "format": "hostbackup-backup/1", "name": name, "owner_kind": "customer", "owner_id": None,
         "owner_name": login, "created": int(time.time()), "description": "planted", "task_id": None,
-        "compression": "zstd", "options": {}, "members": 0, "content_bytes": 0, "webspaces": list(webspaces),
+        "compression": "zstd", "options": options or {}, "members": 0, "content_bytes": 0, "webspaces": list(webspaces),
         "warnings": [], "volumes": [{"name": name, "size": len(volume), "sha256": hashlib.sha256(volume).hexdigest()}],
     }  # fmt: skip
     (folder / f"{name}.meta.json").write_text(json.dumps(meta))

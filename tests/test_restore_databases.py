@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from lxml import etree
 
@@ -75,3 +76,39 @@ def test_a_forged_dump_cannot_take_over_a_database_the_webspace_does_not_have(
     warnings = [w.text or "" for w in progress.iter("warning")]
     assert "database mysql was not restored: Database mysql already exists on the server" in " ".join(warnings)
     assert "pwned" not in maria.sql("mysql", "SHOW TABLES")
+
+
+def test_dumps_of_an_uploaded_backup_are_loaded_for_the_administrator_only(
+    api: Server,  # noqa: F811
+    maria: DbServerHandle,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A dump's SQL runs as the database server's administrator, so one the customer wrote (an upload)
+    is not loaded for the customer; the administrator, who vouches for it, can restore it."""
+    servers = api.call("<packet><db_server><get><filter/></get></db_server></packet>")
+    if str(maria.port) not in [result.findtext("data/port") for result in servers.iter("result")]:
+        register(api, maria)
+    seed_customer(api, "uploader", ("uploader.test",))
+    described = (f'<database name="up_db" type="mysql" server-host="{maria.host}" server-port="{maria.port}" '
+                 'server-type="mysql" content="true"/>')  # fmt: skip
+    accounts = f'<customer login="uploader"><webspace name="uploader.test">{described}</webspace></customer>'
+    info = f'<backup-info format="hostbackup/1" level="customer"><accounts>{accounts}</accounts></backup-info>'
+    dump = (_member("domains/uploader.test/databases/up_db.sql"), b"CREATE TABLE from_upload (x INT);\n")
+    name = _plant_backup(api, "uploader", [dump], info.encode(), ("uploader.test",),
+                         options={"imported": True, "intact": True})  # fmt: skip
+    progress = run_restore(api, "uploader", name, login="uploader", password="Customer-Pass-1")
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    assert [w.text for w in progress.iter("warning")] == [
+        "database up_db was not restored: the backup was uploaded, and only the administrator restores databases "
+        "from uploaded backups"
+    ]
+    assert "up_db" not in maria.databases()
+    progress = run_restore(api, "uploader", name)  # the administrator's request
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    assert "from_upload" in maria.sql("up_db", "SHOW TABLES")
+    escape = tmp_path / "shell-was-here"  # even then, the client runs no shell command (--sandbox)
+    shell = (_member("domains/uploader.test/databases/up_db.sql"), f"\\! touch {escape}\n".encode())
+    name = _plant_backup(api, "uploader", [shell], info.encode(), ("uploader.test",), options={"imported": True})
+    progress = run_restore(api, "uploader", name, "<conflict>overwrite</conflict>")
+    assert progress.findtext("state") == "failed" and "sandbox" in (progress.findtext("error") or "")
+    assert not escape.exists()

@@ -134,7 +134,9 @@ def load(target: Target, dump: Iterable[memoryview]) -> None:
         command = ["psql", *access.connection_args(), "--dbname", target.name, "--no-psqlrc", "--quiet",
                    "-v", "ON_ERROR_STOP=1", "--single-transaction"]  # fmt: skip
     else:
-        command = [first_tool("mariadb", "mysql"), "--no-defaults", *access.connection_args(), target.name]
+        tool = first_tool("mariadb", "mysql")
+        sandbox = ["--sandbox"] if tool == "mariadb" else []  # no \! shell, no `source` of a local file
+        command = [tool, "--no-defaults", *sandbox, *access.connection_args(), target.name]
     with subprocess.Popen(
         command, env=access.environment(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     ) as client:

@@ -31,12 +31,12 @@ from lxml import etree
 from sqlalchemy import select
 from zstandard import ZstdError
 
-from hostbackup.accounts.users import Caller, can_see_webspace
+from hostbackup.accounts.users import Caller, Role, can_see_webspace
 from hostbackup.backup import config_dump
 from hostbackup.backup.config_dump import MEMBER_NAME, DumpRefused
 from hostbackup.backup.metadata import BackupMeta
 from hostbackup.backup.runner import task_owner
-from hostbackup.db.tables import Task, Webspace
+from hostbackup.db.tables import Task, User, Webspace
 from hostbackup.errors import AlreadyExists, ApiError
 from hostbackup.restore import databases
 from hostbackup.restore.accounts import acting_user, recreate
@@ -127,6 +127,7 @@ class RestoreOptions:
     overwrite: bool = False
     remote: bool = False
     webspaces: tuple[str, ...] = ()  # the webspaces this restore may write into (checked at request time)
+    load_dumps: bool = True  # False: an uploaded backup restored by another than the administrator
 
     @classmethod
     def of(cls, task: Task) -> RestoreOptions:
@@ -188,6 +189,8 @@ class RestoreJob:
             meta = source.find(options.filename)
             if meta is None:
                 raise RestoreFailed(f"the backup {options.filename} no longer exists")
+            if meta.options.get("imported") and not self._by_administrator(task):
+                options = replace(options, load_dumps=False)
             check = self._check(source, meta, remote=options.remote)
             try:
                 estimate = _tar_size(meta)
@@ -247,7 +250,7 @@ class RestoreJob:
                                     extraction.write_in_run(file, data)
                         elif where is not None and member.isfile() and where.relative.endswith(".sql"):
                             extraction.gate()  # a database is replaced only from volumes that passed their check
-                            self._database(task, where, archive.data(), info, options.overwrite, outcome)
+                            self._database(task, where, archive.data(), info, options, outcome)
                     if archive.consumed >= report.due:
                         report(archive.consumed)
                 stream.drain()  # the padding after the archive (and, streamed, every volume's checksum)
@@ -355,11 +358,20 @@ class RestoreJob:
             root = self._roots[parts] = Path(*parts)
         return root
 
+    def _by_administrator(self, task: Task) -> bool:
+        with self.services.db.session() as session:
+            requester = session.get(User, task.requested_by)
+            return requester is not None and requester.kind == Role.ADMIN.value
+
     def _database(
-        self, task: Task, where: Route, dump: Iterable[memoryview], info: etree._Element | None, overwrite: bool,
-        outcome: _Outcome,
+        self, task: Task, where: Route, dump: Iterable[memoryview], info: etree._Element | None,
+        options: RestoreOptions, outcome: _Outcome,
     ) -> None:  # fmt: skip
         name = where.relative.removesuffix(".sql")
+        if not options.load_dumps:  # its SQL runs as the database server's administrator: anything goes
+            outcome.warnings.append(f"database {name} was not restored: the backup was uploaded, and only the "
+                                    "administrator restores databases from uploaded backups")  # fmt: skip
+            return
         try:
             with self.services.db.session() as session:
                 adopt = Caller.of(acting_user(session, task)).is_admin  # a server's own or another's: admin only
@@ -368,7 +380,7 @@ class RestoreJob:
             outcome.warnings.append(f"database {name} was not restored: {exc.text} Once it is registered for "
                                     f"{where.webspace} (database/add-db), a restore fills it.")  # fmt: skip
             return
-        if not databases.prepare(target, overwrite=overwrite):
+        if not databases.prepare(target, overwrite=options.overwrite):
             outcome.warnings.append(
                 f"database {name} kept: it already holds tables (restore with overwrite to replace it)"
             )
