@@ -389,6 +389,29 @@ def test_webspace_and_reseller_backups_restore_in_place(server: Server) -> None:
     assert owner.findtext("customer/get/result/data/gen_info/owner-id") == str(reseller_id)
 
 
+@pytest.mark.parametrize("link_first", [True, False], ids=["chain-made-after", "chain-made-before"])
+def test_links_that_leave_their_root_through_other_links_are_removed(server: Server, link_first: bool) -> None:
+    """`box -> sub/l1/../..` reads as `.`, but with `sub/l1 -> ..` it is the mail root's parent: a mail
+    server, a web server or the next backup would follow it out of the webspace (found in a review)."""
+    login = f"chainer{int(link_first)}"
+    seeded = seed_customer(server, login, (f"{login}.test",))
+    base = f"domains/{login}.test/mail/"
+    chain = [(_member(base + "sub/l1", tarfile.SYMTYPE, ".."), b""),
+             (_member(base + "box", tarfile.SYMTYPE, "sub/l1/../.."), b"")]  # fmt: skip
+    fine = (_member(base + "fine", tarfile.SYMTYPE, "sub/l1/sub"), b"")  # through the same link, but inside
+    members = [(_member(base + "sub", tarfile.DIRTYPE), b""), *(chain if link_first else chain[::-1]), fine]
+    name = _plant_backup(server, login, members, webspaces=(f"{login}.test",))
+    progress = run_restore(server, login, name, login=login, password="Customer-Pass-1")
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    mail = seeded.mail / f"{login}.test"
+    assert not (mail / "box").is_symlink()  # removed, and reported
+    assert f"refused link pointing outside the restore target: {base}box -> sub/l1/../.." in [
+        w.text for w in progress.iter("warning")
+    ]
+    assert os.readlink(mail / "sub" / "l1") == ".." and os.readlink(mail / "fine") == "sub/l1/sub"
+    assert progress.findtext("summary") == "restored 2 files and links"
+
+
 def test_restore_request_errors_and_roles(server: Server) -> None:
     seeded = seed_customer(server, "mine", ("mine.test",))
     seed_customer(server, "yours", ("yours.test",))

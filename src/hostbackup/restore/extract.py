@@ -8,6 +8,10 @@ archive that comes back to a directory it left is refused too) — any of these 
 restore. A symlink that points outside the root is not created and is reported; it is common in
 real sites (`→ /etc/...`) and harmless once nothing can be written through it, so a later member
 below it stops the restore too (it would otherwise land in a directory made in the link's place).
+Read as text, a target can look inside and still leave through other links (`box → sub/l1/../..`
+with `sub/l1 → ..`, in either order), so once everything is in place each link this restore made
+is resolved the way the kernel would, following the links on its way, and removed (and reported)
+when it ends outside its root: a web server, a mail server or the next backup would follow it.
 
 Directories are opened one component at a time with ``O_NOFOLLOW`` relative to their parent's
 descriptor (``openat``), so a symlink anywhere on the path is refused by the kernel, not by a
@@ -93,6 +97,7 @@ class Extraction:
     _directories: list[tuple[Path, int]] = field(default_factory=list)
     _path: _OpenPath | None = None
     _run: _Run | None = None  # the new directory whose files are written as a run (`start_run`)
+    _links: list[tuple[Path, list[str], str]] = field(default_factory=list)  # made: root, parts, "name -> target"
     _as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     def write(self, root: Path, relative: str, member: Member, data: Iterable[memoryview] = ()) -> None:
@@ -111,7 +116,7 @@ class Extraction:
         if member.issym():
             if not fresh:
                 self.gate()
-            if not self._make_symlink(dir_fd, parts, member):
+            if not self._make_symlink(root, dir_fd, parts, member):
                 self._not_linked.add((root, "/".join(parts)))
         else:
             self._make_file(dir_fd, fresh, parts[-1], member, data)
@@ -151,11 +156,18 @@ class Extraction:
             os.utime(path, (mtime, mtime), follow_symlinks=False)
 
     def close(self) -> None:
-        """Close the open path, renaming new directories into place (also after a failure)."""
+        """Close the open path, renaming new directories into place (also after a failure); then
+        remove the links made that lead out of their root once resolved."""
         if self._path is not None:
             path, self._path = self._path, None
             path.close()
             self.unplaced += path.unplaced
+        links, self._links = self._links, []
+        for root, parts, described in links:
+            if _leaves_root(root, parts):
+                _unlink_below(root, parts)
+                self.written -= 1
+                self.refused_links.append(described)
 
     def abandon(self) -> None:
         """Close the open path and remove what waits under a temporary name; nothing goes into place.
@@ -219,7 +231,7 @@ class Extraction:
             os.chown(fd, member.uid, member.gid)
         self._directories.append((root.joinpath(*parts), member.mtime))
 
-    def _make_symlink(self, dir_fd: int, parts: list[str], member: Member) -> bool:
+    def _make_symlink(self, root: Path, dir_fd: int, parts: list[str], member: Member) -> bool:
         """False when the link points outside the root: it is not created (a later member could be
         written through it), and the restore goes on."""
         target, name = member.linkname, parts[-1]
@@ -239,6 +251,7 @@ class Extraction:
         if self._as_root:
             os.chown(name, member.uid, member.gid, dir_fd=dir_fd, follow_symlinks=False)
         self.written += 1
+        self._links.append((root, parts, f"{member.name} -> {target}"))
         return True
 
     def _make_file(self, dir_fd: int, fresh: bool, name: str, member: Member, data: Iterable[memoryview]) -> None:
@@ -453,6 +466,48 @@ _UMASK = _read_umask()
 def _write_all(fd: int, chunk: memoryview) -> None:
     while chunk:
         chunk = chunk[os.write(fd, chunk) :]
+
+
+def _leaves_root(root: Path, parts: list[str]) -> bool:
+    """Whether the symlink at `root`/`parts` ends outside `root` when resolved as the kernel would:
+    component by component from the link's directory, following the links found on the way (their
+    own targets read from disk), with the kernel's limit of 40 links."""
+    where = parts[:-1]
+    pending = os.readlink(root.joinpath(*parts)).split("/")
+    for _hop in range(40):
+        if pending and pending[0] == "":  # absolute
+            return True
+        while pending:
+            name = pending.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if not where:
+                    return True
+                where.pop()
+                continue
+            here = root.joinpath(*where, name)
+            if not here.is_symlink():
+                where = [*where, name]
+                continue
+            pending = [*os.readlink(here).split("/"), *pending]
+            break
+        else:
+            return False
+    return True  # a loop, or too long a chain: the kernel would refuse it too
+
+
+def _unlink_below(root: Path, parts: list[str]) -> None:
+    """Remove `root`/`parts`, reaching its directory without following a link."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            below = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = below
+        os.unlink(parts[-1], dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
