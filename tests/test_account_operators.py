@@ -370,7 +370,8 @@ def test_webspace_add_get_del_with_every_filter(api: Server) -> None:
     packet = f"<packet><webspace><del><filter><name>{name}</name></filter></del></webspace></packet>"
     assert child_tags(assert_ok(one(api.call(packet), "webspace/del"))) == ["status", "filter-id", "id"]
     assert_error(get_webspaces(api, "guid", guid)[0], 1013, "Webspace does not exist.")
-    assert (api.home / "vhosts" / name / "httpdocs").is_dir()  # content is kept by default
+    kept = [path.name for path in (api.home / "vhosts" / ".deleted").iterdir() if path.name.startswith(f"{name}.")]
+    assert len(kept) == 1 and not (api.home / "vhosts" / name).exists()  # content is kept by default, aside
 
 
 def test_webspace_owned_by_reseller_customer_names_the_reseller_as_vendor(api: Server) -> None:
@@ -456,8 +457,26 @@ def test_webspace_del_removes_content_only_when_configured(tmp_path: Path) -> No
         packet = f"<packet><webspace><del><filter><id>{webspace_id}</id></filter></del></webspace></packet>"
         assert_ok(one(server.call(packet), "webspace/del"))
         assert not web.exists() and not mail.exists()
+        assert not (server.home / "vhosts" / ".deleted").exists()  # removed, not moved aside
     finally:
         server.stop()
+
+
+def test_webspace_del_moves_content_aside_so_a_namesake_starts_empty(api: Server) -> None:
+    """Without removal (the default), a deleted webspace's files and mail are kept on disk, but not
+    under its name: the next webspace of that name, anyone's, would serve and back them up."""
+    name = f"{unique('aside')}.test"
+    webspace_id = assert_ok(add_webspace(api, name)).findtext("id")
+    web, mail = api.home / "vhosts" / name, api.home / "mail" / name
+    (web / "httpdocs" / "secret.txt").write_text("the old owner's")
+    (mail / "info" / "cur").mkdir(parents=True)
+    assert_ok(one(api.call(f"<packet><webspace><del><filter><id>{webspace_id}</id></filter></del></webspace></packet>"),
+                  "webspace/del"))  # fmt: skip
+    kept = api.home / "vhosts" / ".deleted" / f"{name}.{webspace_id}" / "httpdocs" / "secret.txt"
+    assert kept.read_text() == "the old owner's"
+    assert (api.home / "mail" / ".deleted" / f"{name}.{webspace_id}" / "info" / "cur").is_dir()
+    assert_ok(add_webspace(api, name))
+    assert not (web / "httpdocs" / "secret.txt").exists() and not (mail / "info").exists()
 
 
 # --- mail ------------------------------------------------------------------------------------------
@@ -661,7 +680,8 @@ def test_reseller_deletion_cascades_and_stops_tasks(fresh_server: Server) -> Non
             key_call(server, bob_key, "<packet><server><get_protos/></server></packet>").findtext("system/errcode")
             == "11003"
         )
-        assert (server.home / "vhosts" / "bob.test" / "httpdocs").is_dir()  # content kept by default
+        kept = server.home / "vhosts" / ".deleted" / f"bob.test.{sites['bob.test']}" / "httpdocs"
+        assert kept.is_dir() and not (server.home / "vhosts" / "bob.test").exists()  # content kept by default, aside
         with db.session() as session:
             stopping = {name: session.get(Task, task_id) for name, task_id in held.items()}
             assert all(task is not None for task in stopping.values())

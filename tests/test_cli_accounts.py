@@ -50,7 +50,7 @@ def test_customer_and_webspace_commands(tmp_path: Path) -> None:
     assert [row[1] for row in table(ok(home, "webspace", "list", "--owner", "acme"))] == ["NAME", "acme.test"]
 
     assert "Webspace example.com deleted." in ok(home, "webspace", "del", "example.com", "--yes")
-    assert (home / "vhosts" / "example.com" / "httpdocs").is_dir()  # content kept by default
+    assert (home / "vhosts" / ".deleted" / "example.com.1" / "httpdocs").is_dir()  # content kept by default, aside
     assert "Customer acme deleted." in ok(home, "customer", "del", "acme", "--yes")
     assert [row[1] for row in table(ok(home, "webspace", "list"))] == ["NAME"]  # acme.test went with acme
     assert [row[1] for row in table(ok(home, "customer", "list"))] == ["LOGIN", "jdoe"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import os
 import re
 import shutil
 import uuid
@@ -201,7 +202,7 @@ def find_mailbox(session: Session, webspace: Webspace, name: str) -> Mailbox:
 
 @dataclass(frozen=True)
 class ContentRoots:
-    """Where content lives; given to a deletion that should remove the content too."""
+    """Where web and mail content lives."""
 
     vhosts: Path
     mail: Path
@@ -212,18 +213,20 @@ class ContentRoots:
 
 @dataclass(frozen=True)
 class Leftovers:
-    """What a deletion does on disk (spec §5.0). The deleted owners' local backups are kept but moved
-    out of the API's reach (`retired_dir`): storage folders are named by login and domain name, so
-    a new account of the same name would otherwise list, download and restore them. Their web and
-    mail content goes too when the server is set to remove it (`content`)."""
+    """What a deletion does on disk (spec §5.0). Folders are named by login and domain name, so what
+    a deleted owner leaves must not stay under its name: a new account or webspace of that name
+    would list, download and restore its backups, and serve its files and mail. Local backups are
+    kept but moved out of the API's reach (`retired_dir`); web and mail content is removed when the
+    server is set so (`remove_content`), else moved aside too, to `<root>/.deleted/<name>.<id>/`."""
 
     dumps: Path
-    content: ContentRoots | None = None
+    content: ContentRoots
+    remove_content: bool = False
 
 
 def leftovers(settings: Settings) -> Leftovers:
-    content = ContentRoots(settings.vhosts_root, settings.mail_root) if settings.remove_content_on_delete else None
-    return Leftovers(settings.dumps_root, content)
+    content = ContentRoots(settings.vhosts_root, settings.mail_root)
+    return Leftovers(settings.dumps_root, content, settings.remove_content_on_delete)
 
 
 def delete_mailbox(session: Session, mail_root: Path, webspace: Webspace, mailbox: Mailbox) -> None:
@@ -236,15 +239,19 @@ def delete_mailbox(session: Session, mail_root: Path, webspace: Webspace, mailbo
 
 def delete_webspaces(session: Session, webspaces: Sequence[Webspace], on_disk: Leftovers) -> None:
     """Delete webspaces (mailboxes and databases cascade), stop their tasks, drop their FTP settings,
-    and once committed retire their backups (and remove their content when so set)."""
+    and once committed move their backups and content out of their names' way (`Leftovers`)."""
     if not webspaces:
         return
     ids = [webspace.id for webspace in webspaces]
     _release(session, "webspace", ids)
     session.execute(delete(Webspace).where(Webspace.id.in_(ids)))
-    _retire_after_commit(session, on_disk.dumps, [Owner(TargetKind.WEBSPACE, w.id, w.name) for w in webspaces])
-    if on_disk.content is not None:
-        _remove_after_commit(session, [path for webspace in webspaces for path in on_disk.content.of(webspace.name)])
+    moves = [_retired(on_disk.dumps, Owner(TargetKind.WEBSPACE, w.id, w.name)) for w in webspaces]
+    content = [(path, w) for w in webspaces for path in on_disk.content.of(w.name)]
+    if on_disk.remove_content:
+        _remove_after_commit(session, [path for path, _ in content])
+    else:
+        moves += [(path, path.parent / ".deleted" / f"{w.name}.{w.id}") for path, w in content]
+    _move_after_commit(session, moves)
 
 
 def delete_account(session: Session, user: User, on_disk: Leftovers) -> None:
@@ -257,7 +264,7 @@ def delete_account(session: Session, user: User, on_disk: Leftovers) -> None:
         _release(session, role.value, [account.id for account in accounts if account.kind == role.value])
     session.execute(delete(User).where(User.id.in_([account.id for account in accounts])))
     owners = [Owner(TargetKind(account.kind), account.id, account.login) for account in accounts]
-    _retire_after_commit(session, on_disk.dumps, owners)
+    _move_after_commit(session, [_retired(on_disk.dumps, owner) for owner in owners])
 
 
 def _release(session: Session, kind: str, ids: list[int]) -> None:
@@ -270,18 +277,23 @@ def _release(session: Session, kind: str, ids: list[int]) -> None:
         session.execute(delete(RemoteStorage).where(RemoteStorage.owner_kind == kind, RemoteStorage.owner_id.in_(ids)))
 
 
-def _retire_after_commit(session: Session, dumps_root: Path, owners: list[Owner]) -> None:
-    def retire(_session: Session) -> None:
-        for owner in owners:
-            folder, retired = owner_dir(dumps_root, owner), retired_dir(dumps_root, owner)
-            try:
-                if folder.is_dir():
-                    retired.parent.mkdir(parents=True, exist_ok=True)
-                    folder.rename(retired)
-            except OSError as exc:
-                log.warning("could not move the backups of deleted %s %s aside: %s", owner.kind, owner.name, exc)
+def _retired(dumps_root: Path, owner: Owner) -> tuple[Path, Path]:
+    return owner_dir(dumps_root, owner), retired_dir(dumps_root, owner)
 
-    event.listen(session, "after_commit", retire, once=True)
+
+def _move_after_commit(session: Session, moves: list[tuple[Path, Path]]) -> None:
+    """Once the deletion is committed, move each folder that exists to its place aside."""
+
+    def move(_session: Session) -> None:
+        for folder, aside in moves:
+            try:
+                if os.path.lexists(folder):  # a root that is a symlink moves as the link
+                    aside.parent.mkdir(parents=True, exist_ok=True)
+                    folder.rename(aside)
+            except OSError as exc:
+                log.warning("could not move %s, left by a deleted account, to %s: %s", folder, aside, exc)
+
+    event.listen(session, "after_commit", move, once=True)
 
 
 def _remove_after_commit(session: Session, paths: list[Path]) -> None:
