@@ -372,7 +372,7 @@ def test_webspace_and_reseller_backups_restore_in_place(server: Server) -> None:
     name = wait_for_task(server, task_id, **as_reseller).findtext("filename") or ""
     deleted = server.call("<packet><customer><del><filter><login>wcust</login></filter></del></customer></packet>")
     assert deleted.findtext("customer/del/result/status") == "ok", etree.tostring(deleted)
-    shutil.rmtree(site)
+    assert not site.exists()  # moved aside with the webspace
     body = (f"<packet><x-backup-manager><restore><reseller-login>wres</reseller-login><filename>{name}</filename>"
             "</restore></x-backup-manager></packet>")  # fmt: skip
     queued = server.call(body, **as_reseller).find("x-backup-manager/restore/result")
@@ -410,6 +410,26 @@ def test_links_that_leave_their_root_through_other_links_are_removed(server: Ser
     ]
     assert os.readlink(mail / "sub" / "l1") == ".." and os.readlink(mail / "fine") == "sub/l1/sub"
     assert progress.findtext("summary") == "restored 2 files and links"
+
+
+def test_an_uploaded_backup_gives_its_owners_to_files_only_for_the_administrator(server: Server) -> None:
+    """As root, a restore gives files the archive's owners; an upload could name root's or another
+    tenant's uid, so a customer's restore of one gives them its webspace's owner instead."""
+    seeded = seed_customer(server, "owners", ("owners.test",))
+    site = seeded.vhosts / "owners.test"
+    assert os.geteuid() == 0, "the test harness runs as root, as the server does in production"
+    os.chown(site, 4321, 8765)
+    member = _member("domains/owners.test/files/httpdocs/stranger.php")
+    member.uid, member.gid = 1234, 5678
+    name = _plant_backup(server, "owners", [(member, b"<?php")], webspaces=("owners.test",),
+                         options={"imported": True, "intact": True})  # fmt: skip
+    restored = site / "httpdocs" / "stranger.php"
+    progress = run_restore(server, "owners", name, login="owners", password="Customer-Pass-1")
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    assert (restored.stat().st_uid, restored.stat().st_gid) == (4321, 8765)
+    progress = run_restore(server, "owners", name, "<conflict>overwrite</conflict>")  # the administrator's
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    assert (restored.stat().st_uid, restored.stat().st_gid) == (1234, 5678)
 
 
 def test_restore_request_errors_and_roles(server: Server) -> None:

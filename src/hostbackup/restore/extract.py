@@ -85,6 +85,9 @@ class Extraction:
     overwrite: bool
     gate: Callable[[], None] = _open_gate  # returns once things may be put in place, or raises
     hashing: bool = False  # fill `digests`: for backups whose volumes do not vouch for their members
+    # run as root: give entries the archive's owners (a backup this server made, or the administrator's
+    # restore), else the owner of the root they go into (an upload could name anyone's uid)
+    archive_owners: bool = True
     written: int = 0
     kept: int = 0
     digests: dict[str, str] = field(default_factory=dict)  # member name → SHA-256 of what was written
@@ -98,6 +101,7 @@ class Extraction:
     _path: _OpenPath | None = None
     _run: _Run | None = None  # the new directory whose files are written as a run (`start_run`)
     _links: list[tuple[Path, list[str], str]] = field(default_factory=list)  # made: root, parts, "name -> target"
+    _root_owners: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     def write(self, root: Path, relative: str, member: Member, data: Iterable[memoryview] = ()) -> None:
@@ -177,6 +181,18 @@ class Extraction:
             path, self._path = self._path, None
             path.abandon()
 
+    def _owner(self, root: Path | None, member: Member) -> tuple[int, int]:
+        """(uid, gid) for a restored entry below `root` (None: the root being written into)."""
+        if self.archive_owners:
+            return member.uid, member.gid
+        where = root if root is not None else self._path.root if self._path is not None else None
+        assert where is not None
+        found = self._root_owners.get(where)
+        if found is None:
+            info = os.stat(where)
+            found = self._root_owners[where] = (info.st_uid, info.st_gid)
+        return found
+
     def _directory(self, root: Path, parts: list[str], name: str) -> tuple[int, bool]:
         if self._path is None or (self._path.root is not root and self._path.root != root):
             self.close()
@@ -228,7 +244,7 @@ class Extraction:
             self.gate()
         os.chmod(fd, _mode(member))
         if self._as_root:
-            os.chown(fd, member.uid, member.gid)
+            os.chown(fd, *self._owner(root, member))
         self._directories.append((root.joinpath(*parts), member.mtime))
 
     def _make_symlink(self, root: Path, dir_fd: int, parts: list[str], member: Member) -> bool:
@@ -249,7 +265,7 @@ class Extraction:
             os.unlink(name, dir_fd=dir_fd)
         os.symlink(target, name, dir_fd=dir_fd)
         if self._as_root:
-            os.chown(name, member.uid, member.gid, dir_fd=dir_fd, follow_symlinks=False)
+            os.chown(name, *self._owner(root, member), dir_fd=dir_fd, follow_symlinks=False)
         self.written += 1
         self._links.append((root, parts, f"{member.name} -> {target}"))
         return True
@@ -289,8 +305,8 @@ class Extraction:
                 self.digests[member.name] = digest.hexdigest()
             if _mode(member) & _UMASK:  # created with the mode, which the umask cut
                 os.chmod(fd, _mode(member))
-            if self._as_root and (member.uid, member.gid) != _OWN_IDS:
-                os.chown(fd, member.uid, member.gid)
+            if self._as_root and (owner := self._owner(None, member)) != _OWN_IDS:
+                os.chown(fd, *owner)
             os.utime(fd, (member.mtime, member.mtime))
         except BaseException:
             os.unlink(name, dir_fd=dir_fd)

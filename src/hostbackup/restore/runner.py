@@ -127,7 +127,9 @@ class RestoreOptions:
     overwrite: bool = False
     remote: bool = False
     webspaces: tuple[str, ...] = ()  # the webspaces this restore may write into (checked at request time)
-    load_dumps: bool = True  # False: an uploaded backup restored by another than the administrator
+    # False for an uploaded backup restored at another's request than the administrator's: its content
+    # is whatever the uploader wrote, so no SQL of it runs and no owner of it is given to files
+    vouched: bool = True
 
     @classmethod
     def of(cls, task: Task) -> RestoreOptions:
@@ -190,12 +192,13 @@ class RestoreJob:
             if meta is None:
                 raise RestoreFailed(f"the backup {options.filename} no longer exists")
             if meta.options.get("imported") and not self._by_administrator(task):
-                options = replace(options, load_dumps=False)
+                options = replace(options, vouched=False)
             check = self._check(source, meta, remote=options.remote)
             try:
                 estimate = _tar_size(meta)
                 progress(bytes_estimated=estimate, current_item=meta.name)
-                extraction = Extraction(overwrite=options.overwrite, gate=check.wait, hashing=not meta.volumes_vouch)
+                extraction = Extraction(overwrite=options.overwrite, gate=check.wait, hashing=not meta.volumes_vouch,
+                                        archive_owners=options.vouched)  # fmt: skip
                 reporter = _Reporter(progress, estimate)
                 outcome = self._stream(task, options, source.tar_stream(meta), extraction, check, reporter)
             finally:
@@ -368,7 +371,7 @@ class RestoreJob:
         options: RestoreOptions, outcome: _Outcome,
     ) -> None:  # fmt: skip
         name = where.relative.removesuffix(".sql")
-        if not options.load_dumps:  # its SQL runs as the database server's administrator: anything goes
+        if not options.vouched:  # its SQL runs as the database server's administrator: anything goes
             outcome.warnings.append(f"database {name} was not restored: the backup was uploaded, and only the "
                                     "administrator restores databases from uploaded backups")  # fmt: skip
             return
