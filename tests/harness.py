@@ -96,6 +96,21 @@ class Server:
                 self.process.wait()
 
 
+def server_children(server: Server, marker: bytes) -> list[int]:
+    """Pids of the server's child processes whose command line contains `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == server.process.pid and marker in command:
+                found.append(int(entry.name))
+    return found
+
+
 def start_server(home: Path, *, env: Mapping[str, str] | None = None, extra_args: tuple[str, ...] = ()) -> Server:
     port = free_port()
     log = home.parent / f"server-{port}.log"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import ADMIN_PASSWORD, ENDPOINT, Server, start_server, tls_context
+from harness import ADMIN_PASSWORD, ENDPOINT, Server, server_children, start_server, tls_context
 from hostbackup.xmlapi.app import is_quick
 
 POLL = b"<packet><backup-manager><get-tasks-info><task-id>1</task-id></get-tasks-info></backup-manager></packet>"
@@ -19,17 +19,7 @@ POLL = b"<packet><backup-manager><get-tasks-info><task-id>1</task-id></get-tasks
 
 def _children(server: Server) -> list[int]:
     """API processes: the server's multiprocessing children (not the backup workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                command = (entry / "cmdline").read_bytes()
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == server.process.pid and b"spawn_main" in command:
-                found.append(int(entry.name))
-    return found
+    return server_children(server, b"spawn_main")
 
 
 def _established(pid: int, port: int) -> int:

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import Server, bm, progress_of, result_of, seed_customer, start_backup, start_server, wait_for_task
+from harness import (
+    Server,
+    bm,
+    progress_of,
+    result_of,
+    seed_customer,
+    server_children,
+    start_backup,
+    start_server,
+    wait_for_task,
+)
 
 
 def big_site(root: Path, megabytes: int) -> None:
@@ -114,16 +124,7 @@ def test_restart_loses_no_queued_task_and_limits_concurrency(tmp_path: Path) -> 
 
 def _workers(server: Server) -> list[int]:
     """The server's worker processes: its children that run `hostbackup … worker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == server.process.pid and b"worker" in command:
-            found.append(int(entry.name))
-    return found
+    return server_children(server, b"worker")
 
 
 def _settle_at(server: Server, count: int) -> None:
