@@ -11,7 +11,7 @@ from pathlib import Path
 
 from content import assert_same_tree
 from dbservers import extract
-from harness import Server, seed_customer, start_backup, wait_for_task
+from harness import Server, progress_of, seed_customer, start_backup, wait_for_task
 from test_backup_customer import backup_packet, listing, volumes_of
 
 MESSAGES = {
@@ -42,3 +42,24 @@ def test_maildirs_restore_byte_identical_with_their_flags(server: Server, tmp_pa
     assert_same_tree(maildir, restored / "info")
     assert_same_tree(seeded.mail / "mail.example" / "empty", restored / "empty")
     assert sorted(path.name for path in (restored / "empty").iterdir()) == ["cur", "new", "tmp"]
+
+
+def test_a_maildir_that_is_a_link_is_not_followed(server: Server, tmp_path: Path) -> None:
+    """A mailbox's Maildir lies in a folder a restore writes into: one replaced by a link to elsewhere on
+    the host must not take that elsewhere into the customer's backup."""
+    seeded = seed_customer(server, "linkmail", ("linkmail.example",), ("info",))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "cur").mkdir(parents=True)
+    (elsewhere / "cur" / "secret").write_text("not the customer's")
+    maildir = seeded.mail / "linkmail.example" / "info"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).rmdir()
+    maildir.rmdir()
+    maildir.symlink_to(elsewhere)
+    task_id = start_backup(server, backup_packet("linkmail", "<only-mail/>", selector="customer-login"))
+    assert wait_for_task(server, task_id).findtext("status") == "finished"
+    warnings = [w.text or "" for w in progress_of(server, task_id).iter("warning")]
+    assert warnings == [f"not backed up: {maildir} is a symbolic link, not a Maildir"]
+    [backup] = listing(server, "linkmail")
+    root = extract(volumes_of(server, "linkmail", backup), tmp_path / "restored")
+    assert not (root / "domains" / "linkmail.example" / "mail" / "info").exists()

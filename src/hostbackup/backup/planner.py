@@ -66,7 +66,9 @@ class _Collector:
         if self.flags["mail"]:
             for mailbox in mailboxes_of(self.session, webspace.id):
                 root = self.settings.mail_root / webspace.name / mailbox.name
-                self.sources.append(TreeSource(root, f"{prefix}/mail/{mailbox.name}", webspace.name))
+                self.sources.append(
+                    TreeSource(root, f"{prefix}/mail/{mailbox.name}", webspace.name, root_may_be_link=False)
+                )
         content = {"mail": self.flags["mail"], "databases": self.flags["databases"]}
         return config_dump.webspace_element(self.session, webspace, content)
 
