@@ -168,10 +168,14 @@ class Extraction:
             self.unplaced += path.unplaced
         links, self._links = self._links, []
         for root, parts, described in links:
-            if _leaves_root(root, parts):
+            try:
+                if not _leaves_root(root, parts):
+                    continue
                 _unlink_below(root, parts)
-                self.written -= 1
-                self.refused_links.append(described)
+            except OSError:  # not a link there any more (a later member replaced it), or not in place
+                continue
+            self.written -= 1
+            self.refused_links.append(described)
 
     def abandon(self) -> None:
         """Close the open path and remove what waits under a temporary name; nothing goes into place.
