@@ -111,3 +111,30 @@ def test_dumps_of_an_uploaded_backup_are_loaded_for_the_administrator_only(
     progress = run_restore(api, "uploader", name, "<conflict>overwrite</conflict>")
     assert progress.findtext("state") == "failed" and "sandbox" in (progress.findtext("error") or "")
     assert not escape.exists()
+
+
+def test_a_database_left_on_its_server_comes_back_when_the_administrator_restores(
+    api: Server,  # noqa: F811
+    maria: DbServerHandle,  # noqa: F811
+) -> None:
+    """Deleting a webspace leaves its databases on their server, unregistered: registering an existing
+    database is the administrator's right, so the customer's own restore says so, and the
+    administrator's brings it back (registered again, its tables replaced from the dump)."""
+    servers = api.call("<packet><db_server><get><filter/></get></db_server></packet>")
+    ports = {result.findtext("data/port"): result.findtext("id") for result in servers.iter("result")}
+    maria_id = int(ports.get(str(maria.port)) or register(api, maria))
+    seeded = seed_customer(api, "leftdb", ("leftdb.example",))
+    assert add_db(api, seeded.webspaces["leftdb.example"], "left_db", "mysql", maria_id).findtext("status") == "ok"
+    maria.sql("left_db", MARIA_SCHEMA)
+    rows = maria.sql("left_db", MARIA_ROWS)
+    name = back_up(api, "leftdb").findtext("filename") or ""
+    delete_webspace(api, "leftdb.example")
+    maria.sql("left_db", "DELETE FROM items")  # still on its server, and changed since the backup
+    as_customer = {"login": "leftdb", "password": "Customer-Pass-1"}
+    progress = run_restore(api, "leftdb", name, "<conflict>overwrite</conflict>", **as_customer)
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    warnings = " ".join(w.text or "" for w in progress.iter("warning"))
+    assert "database left_db was not restored" in warnings and "A restore the administrator starts" in warnings
+    progress = run_restore(api, "leftdb", name, "<conflict>overwrite</conflict>")
+    assert progress.findtext("state") == "finished", progress.findtext("error")
+    assert maria.sql("left_db", MARIA_ROWS) == rows

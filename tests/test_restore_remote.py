@@ -67,3 +67,30 @@ def test_remote_restore_needs_remote_settings(hb: Server) -> None:  # noqa: F811
     assert result is not None and result.findtext("errcode") == "1031"
     sftp = hb.call(body.replace(">ftp<", ">sftp<")).find("x-backup-manager/restore/result")
     assert sftp is not None and sftp.findtext("errcode") == "1017"
+
+
+def test_a_remote_backup_is_not_vouched_for_unless_the_administrator_restores_it(hb: Server) -> None:  # noqa: F811
+    """The owner's FTP server holds whatever the owner put there, metadata included: like an upload, its
+    archive's owners (and its database dumps) apply only to the administrator's restores."""
+    import os
+
+    login = "ftpowners"
+    seeded = seed_customer(hb, login, (f"{login}.example",))
+    site = seeded.vhosts / f"{login}.example"
+    page = site / "httpdocs" / "page.php"
+    page.write_text("<?php")
+    os.chown(page, 1234, 5678)
+    keep_local(hb, False)
+    with ftp_server() as ftp:
+        configure(hb, f"<customer-login>{login}</customer-login>", ftp, ftp_dir(ftp, "own"))
+        finish(hb, remote_backup(hb, login))
+        [volume] = [name for name in ftp.files("own") if not name.endswith(".meta.json")]
+        page.unlink()
+        os.chown(site, 4321, 8765)
+        as_customer = {"login": login, "password": "Customer-Pass-1"}
+        progress = run_restore(hb, login, volume, "<remote>ftp</remote>", **as_customer)
+        assert progress.findtext("state") == "finished", progress.findtext("error")
+        assert (page.stat().st_uid, page.stat().st_gid) == (4321, 8765)
+        progress = run_restore(hb, login, volume, "<remote>ftp</remote><conflict>overwrite</conflict>")
+        assert progress.findtext("state") == "finished", progress.findtext("error")
+        assert (page.stat().st_uid, page.stat().st_gid) == (1234, 5678)

@@ -151,3 +151,11 @@ def test_max_backup_processes_is_bounded_and_lowering_it_sheds_workers_after_the
     _settle_at(slow_server, 1)  # the idle ones end at once, a busy one after its task
     assert wait_for_task(slow_server, task_id).findtext("status") == "finished"  # never cut short
     assert "exited with" not in slow_server.log.read_text(errors="replace")  # ended as asked, not died
+
+
+def test_a_process_count_stored_before_the_bound_is_held_to_it() -> None:
+    from hostbackup.server_settings import MAX_PROCESSES, ServerWideSettings
+
+    assert ServerWideSettings(max_backup_processes=2147483647).processes == MAX_PROCESSES == 64
+    assert ServerWideSettings(max_backup_processes=3).processes == 3
+    assert 2 <= ServerWideSettings().processes <= MAX_PROCESSES  # one per core, at least 2

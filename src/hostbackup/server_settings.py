@@ -16,7 +16,7 @@ MAX_PROCESSES = 64
 
 
 def default_processes() -> int:
-    return max(2, os.cpu_count() or 2)
+    return min(MAX_PROCESSES, max(2, os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ServerWideSettings:
 
     @property
     def processes(self) -> int:
-        return self.max_backup_processes or default_processes()
+        return min(MAX_PROCESSES, self.max_backup_processes) or default_processes()  # stored before the bound
 
 
 def load(session: Session) -> ServerWideSettings:

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from hostbackup.accounts.passwords import hash_password
-from hostbackup.db.tables import User, Webspace
+from hostbackup.db.tables import User, Webspace, stored_id
 from hostbackup.errors import InvalidValue, NotFound, OwnerNotFound, PermissionDenied, UserExists
 
 ADMIN_ID = 1
@@ -173,7 +173,7 @@ USER_KEYS = {"id": User.id, "login": User.login, "guid": User.guid, "external-id
 def user_condition(key: str, value: str) -> ColumnElement[bool]:
     """`<key>value</key>` of a filter or owner selector as a condition (`id` must be numeric)."""
     if key == "id":
-        return User.id == (as_int(value) or 0)
+        return User.id == stored_id(as_int(value) or 0)
     if key == "guid":
         value = value.lower()
     return USER_KEYS[key] == value

@@ -35,7 +35,7 @@ from hostbackup.accounts.users import (
     check_text_lengths,
 )
 from hostbackup.config import Settings
-from hostbackup.db.tables import Mailbox, RemoteStorage, User, Webspace
+from hostbackup.db.tables import Mailbox, RemoteStorage, User, Webspace, stored_id
 from hostbackup.errors import AlreadyExists, InvalidValue, NotFound
 from hostbackup.storage.layout import Owner, owner_dir, retired_dir
 from hostbackup.tasks.queue import stop_tasks_of
@@ -125,7 +125,7 @@ def find_webspace(session: Session, caller: Caller, *, id: int | None = None, na
 
 def _webspace_condition(key: str, value: str) -> ColumnElement[bool]:
     if key == "id":
-        return Webspace.id == (as_int(value) or 0)
+        return Webspace.id == stored_id(as_int(value) or 0)
     if key == "name":
         try:
             return Webspace.name == normalise_name(value)

@@ -23,6 +23,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+#: Ids are SQL BIGINTs: the database driver cannot even bind a larger number.
+MAX_ROW_ID = 2**63 - 1
+
+
+def stored_id(number: int) -> int:
+    """`number` as an id to look up: 0, which no row has, for one beyond any row's (it named nothing,
+    so it answers 1013 where it is looked up)."""
+    return number if number <= MAX_ROW_ID else 0
+
 
 class Base(DeclarativeBase):
     pass

@@ -8,6 +8,7 @@ already holds tables is left alone; with "overwrite" it is dropped and created a
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -127,6 +128,17 @@ def recreate(target: Target) -> None:
     create_if_missing(target.access, target.name)
 
 
+@functools.cache
+def _sandbox(tool: str) -> list[str]:
+    """`--sandbox` (no `\\!` shell command, no `source` of a local file) when the client knows it:
+    MariaDB's since 10.5.25, 10.6.18 and 10.11.8; older ones, and MySQL's, refuse unknown options."""
+    try:
+        described = subprocess.run([tool, "--no-defaults", "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return ["--sandbox"] if "--sandbox" in described.stdout else []
+
+
 def load(target: Target, dump: Iterable[memoryview]) -> None:
     """Feed the dump to the server's client; its stderr names the problem when it fails."""
     access = target.access
@@ -135,8 +147,7 @@ def load(target: Target, dump: Iterable[memoryview]) -> None:
                    "-v", "ON_ERROR_STOP=1", "--single-transaction"]  # fmt: skip
     else:
         tool = first_tool("mariadb", "mysql")
-        sandbox = ["--sandbox"] if tool == "mariadb" else []  # no \! shell, no `source` of a local file
-        command = [tool, "--no-defaults", *sandbox, *access.connection_args(), target.name]
+        command = [tool, "--no-defaults", *_sandbox(tool), *access.connection_args(), target.name]
     with subprocess.Popen(
         command, env=access.environment(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     ) as client:

@@ -171,9 +171,11 @@ class Extraction:
             try:
                 if not _leaves_root(root, parts):
                     continue
-                _unlink_below(root, parts)
-            except OSError:  # not a link there any more (a later member replaced it), or not in place
-                continue
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
+                    raise
+                continue  # no such link any more (a later member replaced it), or not in place
+            _unlink_below(root, parts)
             self.written -= 1
             self.refused_links.append(described)
 

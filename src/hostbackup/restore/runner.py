@@ -127,8 +127,9 @@ class RestoreOptions:
     overwrite: bool = False
     remote: bool = False
     webspaces: tuple[str, ...] = ()  # the webspaces this restore may write into (checked at request time)
-    # False for an uploaded backup restored at another's request than the administrator's: its content
-    # is whatever the uploader wrote, so no SQL of it runs and no owner of it is given to files
+    # False for an uploaded backup, or one read from the owner's own FTP server, restored at another's
+    # request than the administrator's: its content is whatever the owner wrote, so no SQL of it runs
+    # and no owner of it is given to files
     vouched: bool = True
 
     @classmethod
@@ -191,8 +192,8 @@ class RestoreJob:
             meta = source.find(options.filename)
             if meta is None:
                 raise RestoreFailed(f"the backup {options.filename} no longer exists")
-            if meta.options.get("imported") and not self._by_administrator(task):
-                options = replace(options, vouched=False)
+            if (meta.options.get("imported") or options.remote) and not self._by_administrator(task):
+                options = replace(options, vouched=False)  # an upload, or whatever the owner's FTP server holds
             check = self._check(source, meta, remote=options.remote)
             try:
                 estimate = _tar_size(meta)
@@ -377,11 +378,11 @@ class RestoreJob:
             return
         try:
             with self.services.db.session() as session:
-                adopt = Caller.of(acting_user(session, task)).is_admin  # a server's own or another's: admin only
+                adopt = self._by_administrator(task)  # it may be the server's own, or another tenant's
                 target = databases.locate(session, self.services.vault, info, where.webspace, name, adopt=adopt)
         except AlreadyExists as exc:
-            outcome.warnings.append(f"database {name} was not restored: {exc.text} Once it is registered for "
-                                    f"{where.webspace} (database/add-db), a restore fills it.")  # fmt: skip
+            outcome.warnings.append(f"database {name} was not restored: {exc.text} A restore the administrator "
+                                    "starts brings it back.")  # fmt: skip
             return
         if not databases.prepare(target, overwrite=options.overwrite):
             outcome.warnings.append(

@@ -71,8 +71,9 @@ class Supervisor:
     def _check(self) -> None:
         for child in [child for child in self.children if child.poll() is not None]:
             self.children.remove(child)
-            if child.pid in self.retiring and child.returncode == 0:
-                self.retiring.discard(child.pid)
+            retired = child.pid in self.retiring
+            self.retiring.discard(child.pid)  # a later child may get the pid
+            if retired and child.returncode == 0:
                 continue
             log.warning("worker process %s exited with %s", child.pid, child.returncode)
             reason = f"The worker process running the task died (exit status {child.returncode})."

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from hostbackup.db.tables import stored_id
 from hostbackup.errors import ApiError, InvalidValue, NotFound, NotSupported
 from hostbackup.xmlapi.context import Element
 from hostbackup.xmlapi.results import E, child_text, collapse, error, ok
 
 POSITIVE_INT_RE = re.compile(r"\+?0*[1-9][0-9]*")
-MAX_ROW_ID = 2**63 - 1
 
 
 T = TypeVar("T")  # a database row with an integer primary key `id` (mypy cannot bound ORM rows by it)
@@ -132,12 +132,6 @@ def parse_id(field_name: str, value: str) -> int:
     if not POSITIVE_INT_RE.fullmatch(value):
         raise InvalidValue(field_name, value)
     return stored_id(int(value))
-
-
-def stored_id(number: int) -> int:
-    """`number` as an id to look up: 0, which no row has, for one beyond any row's (ids are SQL BIGINTs,
-    and the database driver cannot even bind a larger number: it named nothing, so it gets 1013)."""
-    return number if number <= MAX_ROW_ID else 0
 
 
 def non_empty(field_name: str, value: str) -> str:

@@ -13,12 +13,11 @@ from sqlalchemy.orm import Session
 
 from hostbackup.accounts.users import Caller, Role, can_see_user, can_see_webspace, find_user
 from hostbackup.accounts.webspaces import find_webspace
-from hostbackup.db.tables import Task, User, Webspace
+from hostbackup.db.tables import Task, User, Webspace, stored_id
 from hostbackup.errors import InvalidValue, NotFound, PermissionDenied
 from hostbackup.storage.layout import Owner
 from hostbackup.tasks.task import TargetKind
 from hostbackup.xmlapi.context import Context, Element
-from hostbackup.xmlapi.filters import stored_id
 from hostbackup.xmlapi.results import E, collapse
 
 SELECTORS = (

@@ -19,9 +19,9 @@ from hostbackup.accounts.databases import (
     visible_databases,
 )
 from hostbackup.accounts.webspaces import find_webspace
-from hostbackup.db.tables import HostedDatabase
+from hostbackup.db.tables import HostedDatabase, stored_id
 from hostbackup.xmlapi.context import Context, Element, operation
-from hostbackup.xmlapi.filters import Filter, Selector, answer_each, child, non_empty, parse_id, stored_id
+from hostbackup.xmlapi.filters import Filter, Selector, answer_each, child, non_empty, parse_id
 from hostbackup.xmlapi.results import E, child_text, ok
 
 

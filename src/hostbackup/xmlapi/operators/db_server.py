@@ -17,10 +17,10 @@ from hostbackup.accounts.databases import (
     default_db_server,
     find_db_server,
 )
-from hostbackup.db.tables import DbServer
+from hostbackup.db.tables import DbServer, stored_id
 from hostbackup.errors import ApiError
 from hostbackup.xmlapi.context import Context, Element, operation
-from hostbackup.xmlapi.filters import Echo, Filter, Selector, answer_each, child, stored_id
+from hostbackup.xmlapi.filters import Echo, Filter, Selector, answer_each, child
 from hostbackup.xmlapi.results import E, child_text, error, ok, texts
 
 ID_ECHO = Echo(lambda value, object_id: [E("id", object_id)], lambda kind, value: [E("id", value)])

@@ -75,8 +75,12 @@ def _locate(ctx: Context, request: Element) -> Located:
         source.close()
         raise OperationFailed(str(exc)) from None
     if meta is None:
-        text = not_found_text(source, name)
-        source.close()
+        try:
+            text = not_found_text(source, name)
+        except StorageError as exc:
+            raise OperationFailed(str(exc)) from None
+        finally:
+            source.close()
         raise NotFound("File", text)
     return Located(target, source, meta, remote)
 
