@@ -323,6 +323,7 @@ def test_a_forged_backup_creates_no_account_beyond_its_owner(server: Server) -> 
     warnings = " ".join(w.text or "" for w in progress.iter("warning"))
     assert "account evilres does not exist, and this restore may not create it" in warnings
     assert "account bystander belongs to someone else" in warnings
+    assert "webspace crafted.test does not exist: its content was not restored" in warnings
     for login in ("evilres", "evilcust"):
         for role, dataset in (("reseller", "gen-info"), ("customer", "gen_info")):
             answer = server.call(f"<packet><{role}><get><filter><login>{login}</login></filter><dataset><{dataset}/>"

@@ -280,7 +280,8 @@ class RestoreJob:
         if bad:
             raise RestoreFailed(f"restored files do not match the backup's checksums: {', '.join(bad[:5])}")
         outcome.done.insert(0, f"restored {extraction.written} files and links")
-        if not matched and options.choice():  # a mistyped path or name looks like a success otherwise
+        refused = options.webspace and options.webspace not in options.webspaces  # `_confine` said why
+        if not matched and options.choice() and not refused:  # a mistyped path looks like a success otherwise
             outcome.warnings.append(f"nothing in the backup matched {options.choice()}")
         outcome.warnings += [f"refused link pointing outside the restore target: {link}"
                              for link in extraction.refused_links]  # fmt: skip
@@ -311,10 +312,13 @@ class RestoreJob:
             return options
         with self.services.db.session() as session:
             actor = Caller.of(acting_user(session, task))
-            found = session.scalars(select(Webspace).where(Webspace.name.in_(options.webspaces)))
+            found = list(session.scalars(select(Webspace).where(Webspace.name.in_(options.webspaces))))
             placeable = {webspace.name for webspace in found if can_see_webspace(session, actor, webspace)}
-        outcome.warnings += [f"webspace {name} is not one of {actor.login}'s: its content was not restored"
-                             for name in options.webspaces if name not in placeable]  # fmt: skip
+        existing = {webspace.name for webspace in found}
+        for name in options.webspaces:
+            if name not in placeable:
+                why = f"is not one of {actor.login}'s" if name in existing else "does not exist"
+                outcome.warnings.append(f"webspace {name} {why}: its content was not restored")
         return replace(options, webspaces=tuple(name for name in options.webspaces if name in placeable))
 
     @staticmethod
