@@ -138,3 +138,17 @@ def test_a_database_left_on_its_server_comes_back_when_the_administrator_restore
     progress = run_restore(api, "leftdb", name, "<conflict>overwrite</conflict>")
     assert progress.findtext("state") == "finished", progress.findtext("error")
     assert maria.sql("left_db", MARIA_ROWS) == rows
+
+
+def test_sandbox_is_asked_of_clients_that_know_it(tmp_path: Path) -> None:
+    """`--sandbox` came with MariaDB 10.5.25, 10.6.18 and 10.11.8: an older client would refuse it and
+    fail every database restore, so it is asked only of a client whose help lists it."""
+    from hostbackup.restore.databases import _sandbox
+
+    helps = {"new-client": "  --sandbox           Disallow commands", "old-client": "  --safe-updates"}
+    for name, help_text in helps.items():
+        tool = tmp_path / name
+        tool.write_text(f"#!/bin/sh\necho '{help_text}'\n")
+        tool.chmod(0o755)
+        assert _sandbox(str(tool)) == (["--sandbox"] if name == "new-client" else [])
+    assert _sandbox(str(tmp_path / "missing")) == []
