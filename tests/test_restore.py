@@ -21,7 +21,7 @@ from harness import Server, bm, progress_of, result_of, seed_customer, start_bac
 from hostbackup.backup.metadata import BackupMeta
 from hostbackup.db.tables import Task
 from hostbackup.restore.decompress import decompressed
-from hostbackup.restore.extract import Extraction
+from hostbackup.restore.extract import Extraction, RefusedMember
 from hostbackup.restore.runner import RestoreFailed, RestoreJob, RestoreOptions, _Reporter, _VolumeCheck
 from hostbackup.restore.tarstream import Member
 from hostbackup.tasks.worker import Progress, TaskStopped
@@ -613,3 +613,18 @@ def test_files_taken_in_runs_restore_as_the_general_path_does(
     assert with_runs == restore_into(tmp_path / "general")
     if case == "a directory of files":
         assert len(taken) == 50 and with_runs[0] == "restored 50 files and links"
+
+
+def test_a_missing_root_is_made_only_when_the_restore_may(tmp_path: Path) -> None:
+    """A webspace deleted while its restore runs has its folder moved aside: the restore must not make it
+    anew under the free name (the runner asks whether the webspace is still there and still its)."""
+    member = _member("domains/gone.test/files/index.php")
+    member.size = 0
+    gone = tmp_path / "vhosts" / "gone.test"
+    refusing = Extraction(overwrite=False, may_create_root=lambda root: root != gone)
+    with pytest.raises(RefusedMember, match="is gone"):
+        refusing.write(gone, "index.php", member)
+    assert not gone.exists()
+    refusing.write(tmp_path / "vhosts" / "kept.test", "index.php", member)  # any other root is made
+    refusing.close()
+    assert (tmp_path / "vhosts" / "kept.test" / "index.php").is_file()

@@ -88,6 +88,8 @@ class Extraction:
     # run as root: give entries the archive's owners (a backup this server made, or the administrator's
     # restore), else the owner of the root they go into (an upload could name anyone's uid)
     archive_owners: bool = True
+    # asked before a missing root is created: False stops the restore (its webspace was deleted meanwhile)
+    may_create_root: Callable[[Path], bool] = lambda _root: True
     written: int = 0
     kept: int = 0
     digests: dict[str, str] = field(default_factory=dict)  # member name → SHA-256 of what was written
@@ -202,6 +204,8 @@ class Extraction:
     def _directory(self, root: Path, parts: list[str], name: str) -> tuple[int, bool]:
         if self._path is None or (self._path.root is not root and self._path.root != root):
             self.close()
+            if not root.is_dir() and not self.may_create_root(root):
+                raise RefusedMember(f"{name}: {root} is gone, and is no longer this restore's to make")
             self._path = _OpenPath(root, self.gate)
         return self._path.descend(parts, name)
 

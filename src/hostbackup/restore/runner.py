@@ -21,6 +21,7 @@ member and says what was already restored.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -198,8 +199,9 @@ class RestoreJob:
             try:
                 estimate = _tar_size(meta)
                 progress(bytes_estimated=estimate, current_item=meta.name)
+                placeable = functools.partial(self._still_placeable, task, options)
                 extraction = Extraction(overwrite=options.overwrite, gate=check.wait, hashing=not meta.volumes_vouch,
-                                        archive_owners=options.vouched)  # fmt: skip
+                                        archive_owners=options.vouched, may_create_root=placeable)  # fmt: skip
                 reporter = _Reporter(progress, estimate)
                 outcome = self._stream(task, options, source.tar_stream(meta), extraction, check, reporter)
             finally:
@@ -320,6 +322,16 @@ class RestoreJob:
                 why = f"is not one of {actor.login}'s" if name in existing else "does not exist"
                 outcome.warnings.append(f"webspace {name} {why}: its content was not restored")
         return replace(options, webspaces=tuple(name for name in options.webspaces if name in placeable))
+
+    def _still_placeable(self, task: Task, options: RestoreOptions, root: Path) -> bool:
+        """Whether a missing root may be made: a target directory's, or a webspace's that still exists
+        and is still the acting owner's (one deleted during the restore must not be made anew, for
+        the next webspace of its name to find)."""
+        if options.target_directory:
+            return True
+        with self.services.db.session() as session:
+            webspace = session.scalar(select(Webspace).where(Webspace.name == root.name))
+            return webspace is not None and can_see_webspace(session, Caller.of(acting_user(session, task)), webspace)
 
     @staticmethod
     def _wanted(options: RestoreOptions, member: Member) -> Route | None:
