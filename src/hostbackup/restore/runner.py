@@ -128,6 +128,7 @@ class RestoreOptions:
     overwrite: bool = False
     remote: bool = False
     webspaces: tuple[str, ...] = ()  # the webspaces this restore may write into (checked at request time)
+    administrator: bool = False  # the administrator asked for this restore
     # False for an uploaded backup, or one read from the owner's own FTP server, restored at another's
     # request than the administrator's: its content is whatever the owner wrote, so no SQL of it runs
     # and no owner of it is given to files
@@ -193,8 +194,9 @@ class RestoreJob:
             meta = source.find(options.filename)
             if meta is None:
                 raise RestoreFailed(f"the backup {options.filename} no longer exists")
-            if (meta.options.get("imported") or options.remote) and not self._by_administrator(task):
-                options = replace(options, vouched=False)  # an upload, or whatever the owner's FTP server holds
+            administrator = self._by_administrator(task)
+            owners_own = bool(meta.options.get("imported")) or options.remote  # an upload, or the owner's FTP server
+            options = replace(options, administrator=administrator, vouched=administrator or not owners_own)
             check = self._check(source, meta, remote=options.remote)
             try:
                 estimate = _tar_size(meta)
@@ -256,7 +258,7 @@ class RestoreJob:
                                     extraction.write_in_run(file, data)
                         elif where is not None and member.isfile() and where.relative.endswith(".sql"):
                             extraction.gate()  # a database is replaced only from volumes that passed their check
-                            self._database(task, where, archive.data(), info, options, outcome)
+                            self._database(where, archive.data(), info, options, outcome)
                     if archive.consumed >= report.due:
                         report(archive.consumed)
                 stream.drain()  # the padding after the archive (and, streamed, every volume's checksum)
@@ -312,14 +314,10 @@ class RestoreJob:
         nothing (a directory planted for a name would greet its next owner)."""
         if options.target_directory:
             return options
-        with self.services.db.session() as session:
-            actor = Caller.of(acting_user(session, task))
-            found = list(session.scalars(select(Webspace).where(Webspace.name.in_(options.webspaces))))
-            placeable = {webspace.name for webspace in found if can_see_webspace(session, actor, webspace)}
-        existing = {webspace.name for webspace in found}
+        actor, existing, placeable = self._acting_owners(task, options.webspaces)
         for name in options.webspaces:
             if name not in placeable:
-                why = f"is not one of {actor.login}'s" if name in existing else "does not exist"
+                why = f"is not one of {actor}'s" if name in existing else "does not exist"
                 outcome.warnings.append(f"webspace {name} {why}: its content was not restored")
         return replace(options, webspaces=tuple(name for name in options.webspaces if name in placeable))
 
@@ -327,11 +325,15 @@ class RestoreJob:
         """Whether a missing root may be made: a target directory's, or a webspace's that still exists
         and is still the acting owner's (one deleted during the restore must not be made anew, for
         the next webspace of its name to find)."""
-        if options.target_directory:
-            return True
+        return bool(options.target_directory) or root.name in self._acting_owners(task, (root.name,))[2]
+
+    def _acting_owners(self, task: Task, names: Iterable[str]) -> tuple[str, set[str], set[str]]:
+        """(the acting owner's login, the webspaces of `names` that exist, those of them it has)."""
         with self.services.db.session() as session:
-            webspace = session.scalar(select(Webspace).where(Webspace.name == root.name))
-            return webspace is not None and can_see_webspace(session, Caller.of(acting_user(session, task)), webspace)
+            actor = Caller.of(acting_user(session, task))
+            found = list(session.scalars(select(Webspace).where(Webspace.name.in_(names))))
+            placeable = {webspace.name for webspace in found if can_see_webspace(session, actor, webspace)}
+        return actor.login, {webspace.name for webspace in found}, placeable
 
     @staticmethod
     def _wanted(options: RestoreOptions, member: Member) -> Route | None:
@@ -384,8 +386,8 @@ class RestoreJob:
             return requester is not None and requester.kind == Role.ADMIN.value
 
     def _database(
-        self, task: Task, where: Route, dump: Iterable[memoryview], info: etree._Element | None,
-        options: RestoreOptions, outcome: _Outcome,
+        self, where: Route, dump: Iterable[memoryview], info: etree._Element | None, options: RestoreOptions,
+        outcome: _Outcome,
     ) -> None:  # fmt: skip
         name = where.relative.removesuffix(".sql")
         if not options.vouched:  # its SQL runs as the database server's administrator: anything goes
@@ -394,8 +396,10 @@ class RestoreJob:
             return
         try:
             with self.services.db.session() as session:
-                adopt = self._by_administrator(task)  # it may be the server's own, or another tenant's
-                target = databases.locate(session, self.services.vault, info, where.webspace, name, adopt=adopt)
+                # an unregistered database may be the server's own, or another tenant's: the administrator's call
+                target = databases.locate(
+                    session, self.services.vault, info, where.webspace, name, adopt=options.administrator
+                )
         except AlreadyExists as exc:
             outcome.warnings.append(f"database {name} was not restored: {exc.text} A restore the administrator "
                                     "starts brings it back.")  # fmt: skip
