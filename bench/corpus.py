@@ -392,7 +392,7 @@ def _add_databases(
         wanted = preferred[index % 2]
         server = next((server for server in servers if server.type == wanted), servers[0])
         name = webspace.name.split(".")[0] + ("_wp" if server.type == "mysql" else "_db")
-        add_database(session, services.vault, record, NewDatabase(name, server.type, ids[server]))
+        add_database(session, services.vault, record, NewDatabase(name, server.type, ids[server]), adopt=False)
         webspace.databases.append((server, name))
 
 

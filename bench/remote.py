@@ -85,7 +85,8 @@ def run_backup(services: Services, owner: Owner, protocol: str, split_kib: int, 
     task = queue.claim(services.db, worker.name, max_running=None, lease_seconds=30, task_id=task_id)
     assert task is not None
     folder = services.settings.dumps_root / "clients" / owner.name
-    stop, peak = threading.Event(), []
+    stop = threading.Event()
+    peak: list[int] = []
     sampler = threading.Thread(target=peak_of, args=(folder, stop, peak))
     sampler.start()
     started = time.perf_counter()

@@ -70,7 +70,7 @@ import httpx
 from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import ADMIN_PASSWORD, DEFAULT_BYTES, SMALL_BYTES, Corpus, build_corpus
+from corpus import ADMIN_PASSWORD, CUSTOMER_PASSWORD, DEFAULT_BYTES, SMALL_BYTES, Corpus, build_corpus
 
 from hostbackup.accounts.databases import ServerAccess
 from hostbackup.backup.sources.dump import DumpSource
@@ -760,10 +760,12 @@ class Bench:
             """`hostbackup restore` from a home whose customer storage is the kept backup (CLI, end to end)."""
             home = self.scratch / "restore-home"
             storage = home / "dumps" / "clients" / self.login
-            if not storage.exists():  # a home made (and migrated) once, untimed, as a user's would be
-                run_measured([sys.executable, "-m", "hostbackup", "--home", str(home), "customer", "list"],
-                             env=restore_env())  # fmt: skip
+            if not storage.is_symlink():  # a home made (and migrated) once, untimed, with the customer
+                run_measured([sys.executable, "-m", "hostbackup", "--home", str(home), "customer", "add", self.login,
+                              "--name", "Bench", "--password", CUSTOMER_PASSWORD], env=restore_env())  # fmt: skip
                 storage.parent.mkdir(parents=True, exist_ok=True)
+                if storage.is_dir():
+                    storage.rmdir()  # the customer's empty storage: its backups are the kept ones
                 storage.symlink_to(hb.resolve())
             name = self.kept_backup_name()
             argv = [sys.executable, "-m", "hostbackup", "--home", str(home), "restore", f"customer:{self.login}",
