@@ -4,11 +4,12 @@ bounded local staging, and the failure modes (server gone, wrong password, missi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -263,18 +264,64 @@ def test_local_disk_stays_bounded(hb: Server, split_kib: int) -> None:
     assert sampler.peak <= 2 * split_kib * 1024 + 64 * 1024
 
 
+def backup_names(files: Iterable[str]) -> set[str]:
+    return {name.removesuffix(".meta.json") for name in files if name.endswith(".meta.json")}
+
+
 def test_keep_local_backup_keeps_and_lists_the_local_copy(hb: Server) -> None:
+    """Both copies of every backup stay: the next remote backup of the owner removes none of them."""
     seeded = seed_customer(hb, "keeper", ("keeper.example",))
     build_site(seeded.vhosts / "keeper.example")
     keep_local(hb, True)
     with ftp_server() as ftp:
         configure(hb, "<customer-login>keeper</customer-login>", ftp, "/")
         finish(hb, remote_backup(hb, "keeper", split=512))
+        finish(hb, remote_backup(hb, "keeper", split=512))
         remote = ftp.files()
     local = local_files(hb, "keeper")
-    assert sorted(remote) == local and len(local) > 2
+    assert sorted(remote) == local and len(backup_names(local)) == 2
+    assert not list(local_dir(hb, "keeper").glob(".remote-*"))  # no journal says "sweep this away"
     listed = result_of(bm(hb, "<get-local-backup-list><customer-login>keeper</customer-login></get-local-backup-list>"))
-    assert len(listed.findall("backup")) == 1
+    assert len(listed.findall("backup")) == 2
+
+
+def test_a_finished_backup_left_in_a_journal_is_not_swept_away(hb: Server) -> None:
+    """Earlier versions left the journal of a finished keep-local upload behind, and the owner's
+    next remote backup then removed that good backup from the server as a failed run's leftovers."""
+    seeded = seed_customer(hb, "journaled", ("journaled.example",))
+    build_site(seeded.vhosts / "journaled.example")
+    keep_local(hb, False)
+    with ftp_server() as ftp:
+        configure(hb, "<customer-login>journaled</customer-login>", ftp, "/")
+        first = remote_backup(hb, "journaled", split=512)
+        finish(hb, first)
+        (kept,) = backup_names(ftp.files())
+        journal = local_dir(hb, "journaled") / f".remote-{first}.json"
+        where = f"ftp://{ftp.login}@{ftp.host}:{ftp.port}/"
+        journal.write_text(json.dumps({"name": kept, "where": where}))
+        finish(hb, remote_backup(hb, "journaled", split=512))
+        names = backup_names(ftp.files())
+    assert kept in names and len(names) == 2
+    assert not journal.exists()
+
+
+def test_stop_during_a_split_upload_ends_stopped_and_leaves_nothing(hb: Server) -> None:
+    """A stop while a volume uploads: the volume writer drops its files under the upload, and what
+    the upload then met must not take the place of the stop (it ended `failed`, with a local path)."""
+    login = "stopped-up"
+    seeded_with_random(hb, login, 8)
+    keep_local(hb, False)
+    with ftp_server(max_rate=1024 * 1024) as ftp:
+        configure(hb, f"<customer-login>{login}</customer-login>", ftp, "/")
+        task_id = remote_backup(hb, login, split=512)
+        _wait_for(lambda: len(ftp.files()) >= 2)
+        answer = result_of(bm(hb, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
+        assert answer.findtext("status") == "ok"
+        error = finish(hb, task_id, "stopped")
+        assert str(hb.home) not in error
+        assert ftp.files() == {}
+    assert local_files(hb, login) == []
+    assert not [name for name in os.listdir(local_dir(hb, login)) if name.startswith((".staging", ".remote-"))]
 
 
 # --- failures ----------------------------------------------------------------------------------

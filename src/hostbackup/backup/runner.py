@@ -200,23 +200,29 @@ class BackupJob:
     ) -> tuple[list[Volume], ArchiveWriter]:
         storage = remote.storage()
         remote.begin(name)
+        upload = self._upload_keeping_local if remote.keep_local else self._upload_only
         try:
-            if remote.keep_local:
-                return self._upload_keeping_local(task, plan, name, staging, compress, progress, storage)
-            split = int(task.options.get("split_size", 0)) > 0
-            volumes, archive = (
-                self._upload_volumes(task, plan, name, staging, compress, progress, storage)
-                if split else self._stream(plan, name, compress, progress, storage)
-            )  # fmt: skip
-            meta = self._meta(task, plan, name, volumes, archive)
-            progress(current_item="")
-            storage.write(meta.file_name, io.BytesIO(meta.to_json()))
+            volumes, archive = upload(task, plan, name, staging, compress, progress, storage)
         except BaseException as error:
             remote.clean(storage, name)
             if isinstance(error, StorageError):
                 raise UploadFailed(error) from error
             raise
-        remote.done()
+        remote.done()  # the journal goes with success too: a journal left behind marks a backup to sweep away
+        return volumes, archive
+
+    def _upload_only(
+        self, task: Task, plan: Plan, name: str, staging: Path, compress: bool, progress: Progress, storage: Storage
+    ) -> tuple[list[Volume], ArchiveWriter]:
+        """No local copy: split volumes go up as each is finished, one volume streams into its file."""
+        split = int(task.options.get("split_size", 0)) > 0
+        volumes, archive = (
+            self._upload_volumes(task, plan, name, staging, compress, progress, storage)
+            if split else self._stream(plan, name, compress, progress, storage)
+        )  # fmt: skip
+        meta = self._meta(task, plan, name, volumes, archive)
+        progress(current_item="")
+        storage.write(meta.file_name, io.BytesIO(meta.to_json()))
         return volumes, archive
 
     def _upload_volumes(
@@ -225,8 +231,10 @@ class BackupJob:
         uploader = _Uploader(storage, staging, keep_local=False)
         try:
             volumes, archive = self._write(task, plan, name, staging, compress, progress, uploader)
-        finally:
-            uploader.finish()
+        except BaseException:
+            uploader.finish(quiet=True)  # a stop or the writer's own error says why, not the upload it cut short
+            raise
+        uploader.finish()
         return volumes, archive
 
     def _stream(
@@ -350,10 +358,13 @@ class _Uploader:
             return
         try:
             pending.result()
+            return
         except StorageError as error:
             self.error = error
-            if not self.keep_local:
-                raise
+        except OSError as error:  # the volume could not be read back: no path in the task's error
+            self.error = StorageError(f"could not read a volume to upload: {error.strerror}")
+        if not self.keep_local:
+            raise self.error
 
     def _upload(self, volume: Volume) -> None:
         path = self.staging / volume.name
@@ -414,6 +425,9 @@ def _sweep(session: Session, local_dir: Path, endpoint: FtpEndpoint, current_tas
         task_id = journal.name[len(JOURNAL_PREFIX) : -len(".json")]
         task = session.get(Task, int(task_id)) if task_id.isdigit() else None
         if task is not None and (task.id == current_task or TaskState(task.state).active):
+            continue
+        if task is not None and task.state == TaskState.FINISHED:  # its backup is whole (older versions left these)
+            journal.unlink(missing_ok=True)
             continue
         with contextlib.suppress(StorageError, ValueError, OSError):
             entry = json.loads(journal.read_bytes())
