@@ -9,9 +9,9 @@ from lxml import etree
 
 from content import build_site, snapshot
 from ftpserver import ftp_server
-from harness import Server, seed_customer
+from harness import Server, progress_of, seed_customer, wait_for_task
 from test_remote_backup import configure, finish, ftp_dir, hb, keep_local, remote_backup  # noqa: F401
-from test_restore import run_restore
+from test_restore import restore, run_restore
 
 
 def remote_verify(server: Server, login: str, name: str, deep: bool) -> etree._Element:
@@ -41,7 +41,10 @@ def test_restore_and_verify_from_remote_split_volumes(hb: Server, tls: bool) -> 
         assert remote_verify(hb, login, volumes[0], deep=True).findtext("intact") == "true"
         shutil.rmtree(seeded.vhosts / f"{login}.example")
         shutil.rmtree(seeded.mail / f"{login}.example")
-        progress = run_restore(hb, login, volumes[0], "<remote>ftp</remote>")
+        started = restore(hb, login, volumes[0], "<remote>ftp</remote>")
+        task_id = int(started.findtext("task-id") or 0)
+        assert wait_for_task(hb, task_id).findtext("protocol") == "ftp"  # get-tasks-info says where it read from
+        progress = progress_of(hb, task_id)
         assert progress.findtext("state") == "finished", progress.findtext("error")
         files.pop(b"httpdocs/link-absolute")
         assert snapshot(seeded.vhosts / f"{login}.example") == files

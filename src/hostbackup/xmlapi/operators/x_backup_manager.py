@@ -159,6 +159,7 @@ def restore(ctx: Context, request: Element) -> list[Element]:
             ctx.caller.id,
             kind="restore",
             description=f"restore of {meta.name}",
+            protocol="ftp" if found.remote else "local",  # where the backup is read from, as for a backup
             options=options,
         ),
     )
