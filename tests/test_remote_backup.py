@@ -4,6 +4,7 @@ bounded local staging, and the failure modes (server gone, wrong password, missi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -305,16 +306,23 @@ def test_a_finished_backup_left_in_a_journal_is_not_swept_away(hb: Server) -> No
     assert not journal.exists()
 
 
+@contextlib.contextmanager
+def uploading(server: Server, login: str, *, keep: bool) -> Iterator[tuple[FtpServer, int]]:
+    """A split remote backup of 8 MiB to a 1 MiB/s FTP server, caught while its volumes upload."""
+    seeded_with_random(server, login, 8)
+    keep_local(server, keep)
+    with ftp_server(max_rate=1024 * 1024) as ftp:
+        configure(server, f"<customer-login>{login}</customer-login>", ftp, "/")
+        task_id = remote_backup(server, login, split=512)
+        _wait_for(lambda: len(ftp.files()) >= 2)
+        yield ftp, task_id
+
+
 def test_stop_during_a_split_upload_ends_stopped_and_leaves_nothing(hb: Server) -> None:
     """A stop while a volume uploads: the volume writer drops its files under the upload, and what
     the upload then met must not take the place of the stop (it ended `failed`, with a local path)."""
     login = "stopped-up"
-    seeded_with_random(hb, login, 8)
-    keep_local(hb, False)
-    with ftp_server(max_rate=1024 * 1024) as ftp:
-        configure(hb, f"<customer-login>{login}</customer-login>", ftp, "/")
-        task_id = remote_backup(hb, login, split=512)
-        _wait_for(lambda: len(ftp.files()) >= 2)
+    with uploading(hb, login, keep=False) as (ftp, task_id):
         answer = result_of(bm(hb, f"<stop-backup><task-id>{task_id}</task-id></stop-backup>"))
         assert answer.findtext("status") == "ok"
         error = finish(hb, task_id, "stopped")
@@ -330,12 +338,7 @@ def test_stop_during_a_split_upload_ends_stopped_and_leaves_nothing(hb: Server) 
 @pytest.mark.parametrize("keep", [False, True], ids=["no-keep", "keep-local"])
 def test_server_gone_mid_upload(hb: Server, keep: bool) -> None:
     login = f"gone{int(keep)}"
-    seeded_with_random(hb, login, 8)
-    keep_local(hb, keep)
-    with ftp_server(max_rate=1024 * 1024) as ftp:
-        configure(hb, f"<customer-login>{login}</customer-login>", ftp, "/")
-        task_id = remote_backup(hb, login, split=512)
-        _wait_for(lambda: len(ftp.files()) >= 2)
+    with uploading(hb, login, keep=keep) as (ftp, task_id):
         ftp.stop()
         error = finish(hb, task_id, "failed")
         assert error.startswith(f"FTP upload failed: cannot connect to 127.0.0.1:{ftp.port} (Connection refused)")
